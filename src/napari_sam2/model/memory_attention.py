@@ -1,0 +1,204 @@
+"""Memory attention: conditions the current frame's features on past memories.
+
+A stack of pre-norm transformer layers over the current frame's stride-16
+tokens. Each layer does self-attention among the current tokens, then
+cross-attention from them to the memory bank (spatial memories of earlier
+frames followed by object-pointer tokens), then a ReLU feed-forward block.
+Positions enter through 2-D axial RoPE in both attentions (object-pointer
+keys excepted), plus an additive sine encoding on the memory keys and a
+small (0.1x) one added to the input tokens once.
+
+Parameter names follow the official checkpoints' ``memory_attention.*``
+entries.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .common import attention
+from .rope import apply_axial_rope, axial_rope_table, grid_side
+
+
+class RopeAttention(nn.Module):
+    """Multi-head attention whose queries and keys get 2-D axial RoPE.
+
+    Queries are ``dim`` wide, keys/values ``kv_dim`` wide (projected to
+    ``dim``). The RoPE table of the ``feat_size`` x ``feat_size`` grid is
+    built up front; other square grids get theirs on first use. Tables are
+    computed on the CPU (as the reference does) and then copied per device.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int = 1,
+        kv_dim: int | None = None,
+        feat_size: int = 64,
+        rope_theta: float = 10000.0,
+    ) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError("num_heads must divide dim")
+        kv_dim = dim if kv_dim is None else kv_dim
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.rope_theta = rope_theta
+        self.feat_size = feat_size
+        self.q_proj = nn.Linear(dim, dim)
+        self.k_proj = nn.Linear(kv_dim, dim)
+        self.v_proj = nn.Linear(kv_dim, dim)
+        self.out_proj = nn.Linear(dim, dim)
+        self._tables: dict[tuple[int, str], torch.Tensor] = {}
+        self.rope_table(feat_size, torch.device("cpu"))
+
+    def rope_table(self, side: int, device: torch.device) -> torch.Tensor:
+        """(side*side, head_dim/2, 2) float32 RoPE table on ``device`` (cached)."""
+        key = (side, str(device))
+        if key not in self._tables:
+            cpu_key = (side, "cpu")
+            if cpu_key not in self._tables:
+                self._tables[cpu_key] = axial_rope_table(self.head_dim, side, self.rope_theta)
+            self._tables[key] = self._tables[cpu_key].to(device)
+        return self._tables[key]
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N, heads*d) -> (B, heads, N, d)."""
+        return x.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
+
+    def forward(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        num_k_exclude_rope: int = 0,
+    ) -> torch.Tensor:
+        """Batch-first attention.
+
+        Args:
+            q: (B, Nq, dim) queries on a square grid, row-major (x fastest).
+            k: (B, Nk, kv_dim) keys: r whole grids of Nq tokens, then
+                ``num_k_exclude_rope`` tokens that get no RoPE.
+            v: (B, Nk, kv_dim) values.
+        Returns:
+            (B, Nq, dim).
+        """
+        q = self._split(self.q_proj(q))
+        k = self._split(self.k_proj(k))
+        v = self._split(self.v_proj(v))
+        table = self.rope_table(grid_side(q.shape[-2]), q.device)
+        q, k = apply_axial_rope(q, k, table, num_k_exclude_rope)
+        out = attention(q, k, v)  # (B, heads, Nq, d)
+        return self.out_proj(out.transpose(1, 2).flatten(2))
+
+
+class MemoryAttentionLayer(nn.Module):
+    """Pre-norm layer: RoPE self-attention, RoPE cross-attention to memory, ReLU FFN."""
+
+    def __init__(
+        self,
+        d_model: int,
+        mem_dim: int,
+        ffn_dim: int,
+        num_heads: int = 1,
+        feat_size: int = 64,
+        rope_theta: float = 10000.0,
+    ) -> None:
+        super().__init__()
+        self.self_attn = RopeAttention(d_model, num_heads, None, feat_size, rope_theta)
+        self.cross_attn_image = RopeAttention(d_model, num_heads, mem_dim, feat_size, rope_theta)
+        self.linear1 = nn.Linear(d_model, ffn_dim)
+        self.linear2 = nn.Linear(ffn_dim, d_model)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.norm3 = nn.LayerNorm(d_model)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory: torch.Tensor,
+        memory_pos: torch.Tensor,
+        num_obj_ptr_tokens: int = 0,
+    ) -> torch.Tensor:
+        """Batch-first.
+
+        Args:
+            x: (B, HW, d_model) current-frame tokens.
+            memory: (B, M, mem_dim) memory tokens (spatial frames, then pointers).
+            memory_pos: (B, M, mem_dim) their position encodings.
+            num_obj_ptr_tokens: trailing memory tokens excluded from RoPE.
+        Returns:
+            (B, HW, d_model).
+        """
+        h = self.norm1(x)
+        x = x + self.self_attn(h, h, h)
+        h = self.norm2(x)
+        x = x + self.cross_attn_image(h, memory + memory_pos, memory, num_obj_ptr_tokens)
+        h = self.norm3(x)
+        return x + self.linear2(F.relu(self.linear1(h)))
+
+
+class MemoryAttention(nn.Module):
+    """The memory attention stack (``num_layers`` layers and a final LayerNorm).
+
+    Official SAM 2 / 2.1 settings: d_model 256, mem_dim 64, 4 layers, ffn 2048,
+    1 head, a 64 x 64 token grid.
+    """
+
+    def __init__(
+        self,
+        d_model: int = 256,
+        mem_dim: int = 64,
+        num_layers: int = 4,
+        ffn_dim: int = 2048,
+        feat_size: int = 64,
+        num_heads: int = 1,
+        rope_theta: float = 10000.0,
+    ) -> None:
+        super().__init__()
+        self.d_model = d_model
+        self.mem_dim = mem_dim
+        self.layers = nn.ModuleList(
+            MemoryAttentionLayer(d_model, mem_dim, ffn_dim, num_heads, feat_size, rope_theta)
+            for _ in range(num_layers)
+        )
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(
+        self,
+        curr: torch.Tensor,
+        curr_pos: torch.Tensor | None,
+        memory: torch.Tensor,
+        memory_pos: torch.Tensor,
+        num_obj_ptr_tokens: int = 0,
+    ) -> torch.Tensor:
+        """Condition current-frame tokens on the memory bank. Sequence-first tensors.
+
+        Args:
+            curr: (HW, B, d_model) current stride-16 features, row-major tokens
+                of a square grid (``feats.flatten(2).permute(2, 0, 1)``).
+            curr_pos: (HW, B, d_model) their sine position encoding (0.1x of it
+                is added to the input), or None.
+            memory: (M, B, mem_dim) memory tokens: r spatial memories of HW
+                tokens each, then ``num_obj_ptr_tokens`` object-pointer tokens.
+                May be stored in another dtype (e.g. bfloat16); it is cast to
+                ``curr``'s dtype.
+            memory_pos: (M, B, mem_dim) position encodings of the memory
+                (spatial + temporal), cast like ``memory``.
+            num_obj_ptr_tokens: number of trailing memory tokens without RoPE.
+        Returns:
+            (HW, B, d_model) memory-conditioned features.
+        """
+        if curr.shape[1] != memory.shape[1]:
+            raise ValueError("curr and memory must have the same batch size")
+        memory = memory.to(curr.dtype)
+        memory_pos = memory_pos.to(curr.dtype)
+        x = curr if curr_pos is None else curr + 0.1 * curr_pos
+        x = x.transpose(0, 1)
+        memory = memory.transpose(0, 1)
+        memory_pos = memory_pos.transpose(0, 1)
+        for layer in self.layers:
+            x = layer(x, memory, memory_pos, num_obj_ptr_tokens)
+        return self.norm(x).transpose(0, 1)

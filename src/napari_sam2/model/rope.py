@@ -1,0 +1,120 @@
+"""Two-dimensional axial rotary position encoding (RoPE) for square token grids.
+
+SAM 2's memory attention rotates its queries and keys by angles that depend on
+the (x, y) cell of each token in the stride-16 feature grid. Every attention
+head's channels are read as ``head_dim / 2`` consecutive pairs (2i, 2i + 1),
+each pair being one complex number. The first ``head_dim / 4`` pairs turn with
+the token's column x, the last ``head_dim / 4`` with its row y; pair j of
+either half turns at frequency ``theta ** (-4 j / head_dim)``.
+
+Tokens are numbered row by row (x runs fastest), as produced by
+``flatten(2)`` of a (B, C, H, W) map.
+
+The frequency table is kept in real form, i.e. the (cos, sin) pair of each
+complex unit factor ``exp(i * angle)``, so the rotation needs no complex
+kernels and runs the same on CPU, CUDA and MPS.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def axial_rope_angles(head_dim: int, side: int, theta: float = 10000.0) -> torch.Tensor:
+    """Rotation angles of every token of a ``side`` x ``side`` grid.
+
+    Returns a float32 tensor of shape (side * side, head_dim // 2), tokens in
+    row-major order (x fastest); columns ``[0, head_dim/4)`` hold the x angles
+    and columns ``[head_dim/4, head_dim/2)`` the y angles.
+    """
+    if head_dim % 4:
+        raise ValueError(f"axial RoPE needs a head width divisible by 4, got {head_dim}")
+    quarter = head_dim // 4
+    exponents = (torch.arange(quarter, dtype=torch.float32) * 4) / head_dim
+    inv_freq = 1.0 / (theta**exponents)  # (head_dim/4,)
+    token = torch.arange(side * side, dtype=torch.float32)
+    col = token % side
+    row = torch.div(token, side, rounding_mode="floor")
+    return torch.cat((torch.outer(col, inv_freq), torch.outer(row, inv_freq)), dim=-1)
+
+
+def axial_rope_table(
+    head_dim: int,
+    side: int,
+    theta: float = 10000.0,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Complex unit factors ``exp(i * angle)`` of a ``side`` x ``side`` grid, in real form.
+
+    Returns float32 of shape (side * side, head_dim // 2, 2) where ``[..., 0]``
+    is the cosine (real part) and ``[..., 1]`` the sine (imaginary part); this
+    equals ``torch.view_as_real(torch.polar(ones, axial_rope_angles(...)))``.
+    """
+    angles = axial_rope_angles(head_dim, side, theta)
+    return torch.stack((angles.cos(), angles.sin()), dim=-1).to(device)
+
+
+def grid_side(num_tokens: int) -> int:
+    """Side of the square grid holding ``num_tokens`` tokens (error if not square)."""
+    side = math.isqrt(num_tokens)
+    if side * side != num_tokens:
+        raise ValueError(f"axial RoPE needs a square token grid, got {num_tokens} tokens")
+    return side
+
+
+def _rotate_pairs(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Rotate channel pairs of x (..., N, D) by table (N, D/2, 2); float32 maths, x's dtype out."""
+    pairs = x.float().unflatten(-1, (-1, 2))
+    re, im = pairs[..., 0], pairs[..., 1]
+    cos, sin = table[..., 0], table[..., 1]
+    rotated = torch.stack((re * cos - im * sin, re * sin + im * cos), dim=-1)
+    return rotated.flatten(-2).to(x.dtype)
+
+
+def apply_axial_rope(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    table: torch.Tensor,
+    num_k_exclude: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotate queries and keys by their grid positions.
+
+    Args:
+        q: (B, heads, Nq, head_dim) queries, one per grid cell (Nq = side**2).
+        k: (B, heads, Nk, head_dim) keys. The first ``Nk - num_k_exclude``
+            keys must be r >= 1 whole grids (r memory frames of Nq tokens each,
+            frame by frame); each frame gets the same rotation as the queries.
+            The last ``num_k_exclude`` keys (object pointers) are left as is.
+        table: (Nq, head_dim // 2, 2) from :func:`axial_rope_table`.
+        num_k_exclude: number of trailing keys not to rotate.
+
+    Returns:
+        (q, k) rotated, same shapes and dtypes as the inputs. The rotation is
+        computed in float32.
+    """
+    n_q = q.shape[-2]
+    if table.shape[0] != n_q or table.shape[1] * 2 != q.shape[-1]:
+        raise ValueError(
+            f"RoPE table {tuple(table.shape)} does not fit queries {tuple(q.shape)}"
+        )
+    table = table.to(q.device)
+    q_out = _rotate_pairs(q, table)
+
+    n_rot = k.shape[-2] - num_k_exclude
+    if n_rot < 0:
+        raise ValueError(f"cannot exclude {num_k_exclude} of {k.shape[-2]} keys from RoPE")
+    if n_rot == 0:
+        return q_out, k
+    if n_rot % n_q:
+        raise ValueError(
+            f"{n_rot} rotated keys are not a whole number of {n_q}-token grids"
+        )
+    frames = n_rot // n_q
+    # one copy of the table per memory frame (expand + reshape, no repeat)
+    k_table = table.unsqueeze(0).expand(frames, -1, -1, -1).reshape(n_rot, *table.shape[1:])
+    k_rot = _rotate_pairs(k[..., :n_rot, :], k_table)
+    if num_k_exclude == 0:
+        return q_out, k_rot
+    return q_out, torch.cat((k_rot, k[..., n_rot:, :]), dim=-2)

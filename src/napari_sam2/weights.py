@@ -28,6 +28,8 @@ from typing import Any
 
 import requests
 
+from .errors import CheckpointError
+
 __all__ = ["CHECKPOINTS", "Checkpoint", "CheckpointError", "cache_dir", "fetch_checkpoint"]
 
 CACHE_ENV = "NAPARI_SAM2_CACHE"
@@ -37,8 +39,6 @@ TIMEOUT: tuple[float, float] = (15.0, 60.0)
 _CHUNK = 1 << 20
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint could not be found, downloaded or verified; the message says what to do."""
 
 
 @dataclass(frozen=True)

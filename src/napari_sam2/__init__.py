@@ -1,0 +1,16 @@
+"""napari-sam2: Meta's SAM 2 for scientific image stacks, in napari and Python."""
+
+from .engine import ImagePrediction, Segmenter
+from .errors import CheckpointError, ImageDataError, PromptError
+from .loading import load_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError",
+    "ImageDataError",
+    "ImagePrediction",
+    "PromptError",
+    "Segmenter",
+    "load_model",
+]

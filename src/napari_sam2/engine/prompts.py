@@ -1,0 +1,122 @@
+"""Validated prompts in numpy/napari conventions.
+
+Points are (N, 2) (row, col) pixel positions (pixel centres at integers, as
+in napari); labels 1 = positive, 0 = negative; a box is (row0, col0, row1,
+col1) in any corner order; a mask prompt is an (H, W) array.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import PromptError
+from .transforms import mask_to_lowres_logits, rc_to_model_xy
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """The prompts of one object on one image/frame, already checked."""
+
+    points: np.ndarray  # (N, 2) float32 (row, col)
+    labels: np.ndarray  # (N,) int32, 0 or 1
+    box: np.ndarray | None  # (4,) float32 (row0, col0, row1, col1), row0 < row1, col0 < col1
+    mask: np.ndarray | None  # (H, W)
+
+    @property
+    def n_clicks(self) -> int:
+        """Number of prompt points with a box counted as two (SAM 2's multimask rule)."""
+        return len(self.points) + (2 if self.box is not None else 0)
+
+    def model_points(self, hw: tuple[int, int], size: int, device: torch.device):
+        """((1, M, 2) (x, y) in the model frame, (1, M) labels) or None.
+
+        Box corners come first as labels 2 and 3, then the clicks.
+        """
+        rc, lab = self.points, self.labels
+        if self.box is not None:
+            corners = self.box.reshape(2, 2)
+            rc = np.concatenate([corners, rc])
+            lab = np.concatenate([np.array([2, 3], np.int32), lab])
+        if len(rc) == 0:
+            return None
+        xy = torch.from_numpy(rc_to_model_xy(rc, hw, size))[None].to(device)
+        return xy, torch.from_numpy(lab.astype(np.int32))[None].to(device)
+
+    def mask_logits(self, side: int, device: torch.device) -> torch.Tensor | None:
+        """The mask prompt as (1, 1, side, side) logits, or None."""
+        return None if self.mask is None else mask_to_lowres_logits(self.mask, side).to(device)
+
+
+def make_prompts(
+    hw: tuple[int, int],
+    points=None,
+    labels=None,
+    box=None,
+    mask=None,
+    allow_empty: bool = False,
+) -> Prompts:
+    """Check prompts for an image of shape ``hw`` and return :class:`Prompts`.
+
+    Raises :class:`PromptError` with a message that says what to fix.
+    """
+    h, w = hw
+    if points is None:
+        if labels is not None and len(np.atleast_1d(labels)) > 0:
+            raise PromptError("labels were given without points.")
+        pts = np.zeros((0, 2), np.float32)
+        labs = np.zeros((0,), np.int32)
+    else:
+        pts = np.asarray(points, dtype=np.float64)
+        if pts.size == 0:
+            pts = pts.reshape(0, 2)
+        if pts.ndim == 1 and pts.shape == (2,):
+            pts = pts[None]
+        if pts.ndim != 2 or pts.shape[1] != 2:
+            raise PromptError(f"points must be an (N, 2) array of (row, col); got shape {pts.shape}.")
+        if not np.isfinite(pts).all():
+            raise PromptError("points contain NaN or infinite coordinates.")
+        if labels is None:
+            labs = np.ones(len(pts), np.int32)
+        else:
+            labs = np.atleast_1d(np.asarray(labels))
+            if labs.shape != (len(pts),):
+                raise PromptError(f"{len(pts)} points but {labs.size} labels: give one label (1 positive, "
+                                  f"0 negative) per point.")
+            if not np.isin(labs, (0, 1)).all():
+                raise PromptError(f"labels must be 1 (positive) or 0 (negative); got {sorted(set(labs.tolist()))}.")
+            labs = labs.astype(np.int32)
+        outside = (pts[:, 0] < -0.5) | (pts[:, 0] > h - 0.5) | (pts[:, 1] < -0.5) | (pts[:, 1] > w - 0.5)
+        if outside.any():
+            i = int(np.flatnonzero(outside)[0])
+            raise PromptError(f"point {i} at (row, col) = ({pts[i, 0]:g}, {pts[i, 1]:g}) is outside the "
+                              f"{h} x {w} image; points are (row, col) pixel positions.")
+        pts = pts.astype(np.float32)
+    bx = None
+    if box is not None:
+        b = np.asarray(box, dtype=np.float64).reshape(-1)
+        if b.shape != (4,):
+            raise PromptError(f"box must be (row0, col0, row1, col1); got {b.size} values.")
+        if not np.isfinite(b).all():
+            raise PromptError("box contains NaN or infinite coordinates.")
+        r0, r1 = sorted((b[0], b[2]))
+        c0, c1 = sorted((b[1], b[3]))
+        if r1 <= r0 or c1 <= c0:
+            raise PromptError(f"box {tuple(float(v) for v in b)} has zero area; draw a rectangle around "
+                              f"the object.")
+        if min(r1, h - 0.5) <= max(r0, -0.5) or min(c1, w - 0.5) <= max(c0, -0.5):
+            raise PromptError(f"box {tuple(float(v) for v in b)} lies outside the {h} x {w} image; boxes "
+                              f"are (row0, col0, row1, col1) pixel positions.")
+        bx = np.array([r0, c0, r1, c1], np.float32)
+    mk = None
+    if mask is not None:
+        mk = np.asarray(mask)
+        if mk.shape != (h, w):
+            raise PromptError(f"mask prompt must have the image's shape {(h, w)}; got {mk.shape}.")
+        if mk.dtype != bool and not np.isfinite(mk).all():
+            raise PromptError("mask prompt contains NaN or infinite values.")
+    if not allow_empty and len(pts) == 0 and bx is None and mk is None:
+        raise PromptError("No prompt given: pass points (with labels), a box or a mask.")
+    return Prompts(pts, labs, bx, mk)

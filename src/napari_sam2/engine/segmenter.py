@@ -1,0 +1,100 @@
+"""The user-facing model object: a loaded SAM 2 plus its embedding cache."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+
+from ..model.sam2 import ImageEmbedding, Sam2Model
+from .cache import ByteBudgetLRU
+from .image import ImagePrediction, predict_from_embedding
+from .intensity import to_rgb01
+from .prompts import make_prompts
+from .transforms import image_to_tensor
+
+DEFAULT_IMAGE_CACHE_BYTES = 512 * 2**20
+
+
+def _fingerprint(image: np.ndarray, contrast_limits) -> tuple:
+    digest = hashlib.blake2b(np.ascontiguousarray(image).view(np.uint8).reshape(-1), digest_size=16)
+    return (image.shape, str(image.dtype), digest.hexdigest(), contrast_limits)
+
+
+class Segmenter:
+    """A SAM 2 / 2.1 model ready to segment images (and, later, stacks).
+
+    Get one from :func:`napari_sam2.load_model`. ``variant`` names the
+    checkpoint's architecture (e.g. ``"sam2.1_hiera_tiny"``).
+    """
+
+    def __init__(self, net: Sam2Model, image_cache_bytes: int = DEFAULT_IMAGE_CACHE_BYTES) -> None:
+        self.net = net
+        self._image_cache: ByteBudgetLRU[ImageEmbedding] = ByteBudgetLRU(image_cache_bytes)
+
+    @property
+    def variant(self) -> str:
+        return self.net.cfg.name
+
+    @property
+    def device(self) -> torch.device:
+        return self.net.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.net.dtype
+
+    def __repr__(self) -> str:
+        return f"Segmenter(variant={self.variant!r}, device={str(self.device)!r}, dtype={self.dtype})"
+
+    @torch.inference_mode()
+    def embed_rgb(self, rgb01: np.ndarray) -> ImageEmbedding:
+        """Encode one (H, W, 3) float RGB image in [0, 1] (no caching)."""
+        x = image_to_tensor(rgb01, self.net.cfg.image_size, self.device, self.dtype)
+        return self.net.encode_image(x)
+
+    def embed_image(self, image: np.ndarray, contrast_limits=None) -> ImageEmbedding:
+        """The (cached) embedding of an image; see :meth:`predict_image` for formats."""
+        image = np.asarray(image)
+        key = _fingerprint(image, None if contrast_limits is None else tuple(map(float, contrast_limits)))
+        emb = self._image_cache.get(key)
+        if emb is None:
+            emb = self.embed_rgb(to_rgb01(image, contrast_limits))
+            self._image_cache.put(key, emb)
+        return emb
+
+    def predict_image(
+        self,
+        image: np.ndarray,
+        points=None,
+        labels=None,
+        box=None,
+        mask=None,
+        multimask: bool = False,
+        contrast_limits: tuple[float, float] | None = None,
+    ) -> ImagePrediction:
+        """Segment one object in one image.
+
+        Args:
+            image: (H, W) gray or (H, W, C) with 1-4 channels, any dtype
+                (see :mod:`napari_sam2.engine.intensity` for the conversion).
+            points: (N, 2) (row, col) pixel positions.
+            labels: (N,) 1 = positive, 0 = negative (default: all positive).
+            box: (row0, col0, row1, col1).
+            mask: (H, W) mask prompt: bool/0-1 mask, or float logits.
+            multimask: return SAM's three candidate masks instead of one.
+            contrast_limits: (low, high) intensity window for non-uint8 data.
+
+        Returns:
+            :class:`ImagePrediction` with ``masks`` (K, H, W) bool, ``scores``
+            (K,), ``logits`` (K, H, W) float32; K = 3 with ``multimask``.
+
+        The embedding is cached: new prompts on the same image only run the
+        decoder.
+        """
+        image = np.asarray(image)
+        hw = image.shape[:2]
+        prompts = make_prompts(hw, points, labels, box, mask)  # validate before the slow part
+        emb = self.embed_image(image, contrast_limits)
+        return predict_from_embedding(self.net, emb, hw, prompts, multimask)

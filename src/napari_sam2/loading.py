@@ -1,0 +1,91 @@
+"""``load_model``: from a checkpoint name or file to a ready :class:`Segmenter`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .engine.segmenter import Segmenter
+from .errors import CheckpointError
+from .model.checkpoint import build_model, read_checkpoint
+from .weights import CHECKPOINTS, fetch_checkpoint
+
+_DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+}
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """``None`` -> CUDA if available, else Apple MPS, else CPU; otherwise check availability."""
+    if device is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but PyTorch sees no CUDA GPU; use device=None or 'cpu'.")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device='mps' was requested but Apple MPS is not available; use device=None or 'cpu'.")
+    return dev
+
+
+def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    """float32 (default), bfloat16 or float16, given as a torch dtype or a name."""
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        if dtype in (torch.float32, torch.bfloat16, torch.float16):
+            return dtype
+    elif isinstance(dtype, str) and dtype.lower().removeprefix("torch.") in _DTYPES:
+        return _DTYPES[dtype.lower().removeprefix("torch.")]
+    raise ValueError(f"dtype must be float32, bfloat16 or float16; got {dtype!r}.")
+
+
+def resolve_checkpoint(source: str | Path, progress=None) -> Path:
+    """A file path as is; a known model name -> the cached (downloaded once) file."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        return path
+    name = str(source).removesuffix(".pt")
+    if name in CHECKPOINTS:
+        return fetch_checkpoint(name, progress=progress)
+    raise CheckpointError(
+        f"{source!r} is neither an existing checkpoint file nor a known model name. Known names: "
+        f"{', '.join(CHECKPOINTS)}."
+    )
+
+
+def load_model(
+    source: str | Path,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    progress=None,
+) -> Segmenter:
+    """Load SAM 2 / 2.1 from an official checkpoint.
+
+    Args:
+        source: path to a ``.pt`` checkpoint, or a model name such as
+            ``"sam2.1_hiera_tiny"`` (downloaded once into the cache, see
+            :func:`napari_sam2.weights.cache_dir`).
+        device: ``None`` picks CUDA, then MPS, then CPU.
+        dtype: float32 (default), bfloat16 or float16.
+        progress: download progress bar (see :func:`napari_sam2.weights.fetch_checkpoint`).
+
+    Returns:
+        A :class:`~napari_sam2.engine.Segmenter`; ``.variant`` tells which of
+        the eight official architectures the file holds.
+
+    Raises:
+        CheckpointError: the file is missing, unreadable, not SAM 2, or the
+            download failed; the message says what to do.
+    """
+    dev, dt = pick_device(device), parse_dtype(dtype)
+    state, cfg = read_checkpoint(resolve_checkpoint(source, progress))
+    net = build_model(state, cfg)
+    return Segmenter(net.to(device=dev, dtype=dt))

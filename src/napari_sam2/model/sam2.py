@@ -1,0 +1,124 @@
+"""The SAM 2 network: every learned part, under the official parameter names.
+
+This module only wires the parts together and runs them on tensors in the
+model's own frame (``image_size`` x ``image_size`` inputs, (x, y) prompt
+coordinates in that frame). Reading images, resizing, coordinate
+conventions and state across frames belong to :mod:`napari_sam2.engine`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .common import FeedForward
+from .config import Sam2Config
+from .image_encoder import ImageEncoder
+from .mask_decoder import DecoderOutput, MaskDecoder
+from .memory_attention import MemoryAttention
+from .memory_encoder import MemoryEncoder
+from .prompt_encoder import PromptEncoder
+
+
+@dataclass
+class ImageEmbedding:
+    """Image features of B frames, ready for the decoder and the memory.
+
+    ``embed`` (B, C, G, G) stride-16 features (before any memory or
+    no-memory embedding is added), ``pos`` (B, C, G, G) their position
+    encoding, ``high_res`` the stride-4 (B, C/8, 4G, 4G) and stride-8
+    (B, C/4, 2G, 2G) features already projected for the decoder.
+    """
+
+    embed: torch.Tensor
+    pos: torch.Tensor
+    high_res: tuple[torch.Tensor, torch.Tensor]
+
+    def select(self, index: int) -> "ImageEmbedding":
+        """The embedding of frame ``index`` of the batch, keeping a batch axis of 1."""
+        sl = slice(index, index + 1)
+        return ImageEmbedding(self.embed[sl], self.pos[sl], (self.high_res[0][sl], self.high_res[1][sl]))
+
+    def to(self, device: torch.device | str) -> "ImageEmbedding":
+        return ImageEmbedding(
+            self.embed.to(device), self.pos.to(device), tuple(t.to(device) for t in self.high_res)
+        )
+
+    @property
+    def nbytes(self) -> int:
+        tensors = (self.embed, self.pos, *self.high_res)
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+
+class Sam2Model(nn.Module):
+    """SAM 2 / 2.1 with the parameter layout of Meta's checkpoints.
+
+    Build it from a :class:`Sam2Config`; an official ``state_dict`` then
+    loads with ``strict=True`` and no renaming.
+    """
+
+    def __init__(self, cfg: Sam2Config) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d, m = cfg.d_model, cfg.mem_dim
+        self.image_encoder = ImageEncoder(cfg)
+        self.sam_prompt_encoder = PromptEncoder(d, cfg.feat_size, cfg.image_size, cfg.mask_in_chans)
+        self.sam_mask_decoder = MaskDecoder(d, cfg.decoder_depth, cfg.decoder_heads, cfg.decoder_mlp_dim)
+        self.memory_attention = MemoryAttention(
+            d_model=d, mem_dim=m, num_layers=cfg.memory_layers, ffn_dim=cfg.memory_ffn_dim, feat_size=cfg.feat_size
+        )
+        self.memory_encoder = MemoryEncoder(d_model=d, mem_dim=m)
+        # learned embeddings used by image prediction and tracking
+        self.maskmem_tpos_enc = nn.Parameter(torch.zeros(cfg.num_maskmem, 1, 1, m))
+        self.no_mem_embed = nn.Parameter(torch.zeros(1, 1, d))
+        self.no_mem_pos_enc = nn.Parameter(torch.zeros(1, 1, d))
+        self.no_obj_ptr = nn.Parameter(torch.zeros(1, d))
+        self.mask_downsample = nn.Conv2d(1, 1, kernel_size=4, stride=4)
+        self.obj_ptr_proj = FeedForward(d, d, d, 3)
+        if cfg.is_v21:
+            self.no_obj_embed_spatial = nn.Parameter(torch.zeros(1, m))
+            self.obj_ptr_tpos_proj = nn.Linear(d, m)
+
+    @property
+    def device(self) -> torch.device:
+        return self.no_mem_embed.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.no_mem_embed.dtype
+
+    def encode_image(self, images: torch.Tensor) -> ImageEmbedding:
+        """Run the image encoder on (B, 3, S, S) normalised images."""
+        feats = self.image_encoder(images)
+        dec = self.sam_mask_decoder
+        return ImageEmbedding(
+            embed=feats.levels[2],
+            pos=feats.positions[2],
+            high_res=(dec.conv_s0(feats.levels[0]), dec.conv_s1(feats.levels[1])),
+        )
+
+    def decode(
+        self,
+        image_embed: torch.Tensor,
+        high_res: tuple[torch.Tensor, torch.Tensor],
+        points: tuple[torch.Tensor, torch.Tensor] | None,
+        mask_logits: torch.Tensor | None,
+    ) -> DecoderOutput:
+        """Run prompt encoder + mask decoder.
+
+        ``image_embed`` (B, C, G, G) as the decoder should see it (memory-
+        conditioned, or with ``no_mem_embed`` added); ``points`` a pair of
+        (B, N, 2) (x, y) coordinates in the model frame and (B, N) int
+        labels (box corners as labels 2 and 3, first); ``mask_logits``
+        (B, 1, 4G, 4G) or None.
+        """
+        batch = image_embed.shape[0]
+        sparse, dense = self.sam_prompt_encoder(points, mask_logits, batch=batch)
+        pe = self.sam_prompt_encoder.dense_positions().to(image_embed.dtype)
+        return self.sam_mask_decoder(image_embed, pe, sparse.to(image_embed.dtype), dense, high_res)
+
+    def image_embed_without_memory(self, emb: ImageEmbedding) -> torch.Tensor:
+        """Stride-16 features of a frame seen without memory: + ``no_mem_embed``."""
+        return emb.embed + self.no_mem_embed.view(1, -1, 1, 1)

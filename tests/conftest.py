@@ -1,0 +1,58 @@
+"""Shared fixtures: small random-weight SAM 2 checkpoints in the official file format."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for tests/reference helpers
+
+from napari_sam2.model import HieraConfig, Sam2Config, Sam2Model  # noqa: E402
+from napari_sam2.model.checkpoint import CONFIG_KEY  # noqa: E402
+from reference.seeded_weights import seeded_state_dict  # noqa: E402
+
+#: A miniature SAM 2.1 for fast engine tests: same code paths, tiny widths,
+#: 128-pixel model frame (8 x 8 embedding grid).
+TINY_CONFIG = Sam2Config(
+    name="test_tiny",
+    version="2.1",
+    hiera=HieraConfig(
+        embed_dim=16,
+        num_heads=1,
+        stages=(1, 1, 2, 1),
+        global_att_blocks=(3,),
+        window_spec=(4, 4, 4, 2),
+        pos_embed_bkg_size=(4, 4),
+    ),
+    image_size=128,
+    d_model=32,
+    mem_dim=16,
+    memory_ffn_dim=64,
+    decoder_heads=2,
+    decoder_mlp_dim=64,
+)
+
+
+def tiny_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    shapes = {k: list(v.shape) for k, v in Sam2Model(TINY_CONFIG).state_dict().items()}
+    return seeded_state_dict(shapes, seed=seed)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A .pt file like Meta's ({"model": state_dict}) plus our embedded config."""
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    torch.save({"model": tiny_state_dict(), CONFIG_KEY: TINY_CONFIG.to_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_checkpoint):
+    import napari_sam2
+
+    return napari_sam2.load_model(tiny_checkpoint, device="cpu")

@@ -7,7 +7,7 @@ recognised from the parameter names and shapes, never from the file name.
 
 from __future__ import annotations
 
-import zipfile
+import pickle
 from pathlib import Path
 
 import torch
@@ -21,6 +21,13 @@ from .sam2 import Sam2Model
 CONFIG_KEY = "napari_sam2_config"
 
 
+def _corrupt(path: Path, exc: Exception) -> CheckpointError:
+    return CheckpointError(
+        f"{path} could not be read as a PyTorch checkpoint ({type(exc).__name__}: {exc}). The file is "
+        f"probably truncated or corrupt: download it again (delete it first if it is in the cache)."
+    )
+
+
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], Sam2Config | None]:
     """Load a checkpoint file -> (state dict on CPU, embedded config or None)."""
     path = Path(path)
@@ -32,16 +39,15 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], Sam2Conf
                               f"with renamed keys). Use Meta's native .pt checkpoint instead.")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise CheckpointError(
-            f"{path} could not be read as a PyTorch checkpoint ({type(exc).__name__}: {exc}). The file is "
-            f"probably truncated or corrupt: download it again (delete it first if it is in the cache)."
-        ) from exc
-    except Exception as exc:  # pickle.UnpicklingError and friends from weights_only
-        raise CheckpointError(
-            f"{path} holds objects that cannot be loaded safely ({type(exc).__name__}). Official SAM 2 "
-            f"checkpoints contain only tensors; this is not one of them."
-        ) from exc
+    except pickle.UnpicklingError as exc:
+        if "weights only" in str(exc).lower():
+            raise CheckpointError(
+                f"{path} holds Python objects that cannot be loaded safely (only tensors are read, never "
+                f"arbitrary code). Official SAM 2 checkpoints contain only tensors; this is not one of them."
+            ) from exc
+        raise _corrupt(path, exc) from exc
+    except Exception as exc:  # zip/pickle/EOF errors of a damaged or foreign file
+        raise _corrupt(path, exc) from exc
     config = None
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         if isinstance(obj.get(CONFIG_KEY), dict):

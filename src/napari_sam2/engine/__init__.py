@@ -1,6 +1,8 @@
 """numpy/dask/zarr in, masks out: everything between data and the SAM 2 network."""
 
+from .frames import FrameSource
 from .image import ImagePrediction
 from .segmenter import Segmenter
+from .session import TrackingSession
 
-__all__ = ["ImagePrediction", "Segmenter"]
+__all__ = ["FrameSource", "ImagePrediction", "Segmenter", "TrackingSession"]

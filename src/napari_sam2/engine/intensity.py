@@ -94,12 +94,17 @@ def apply_window(frame: np.ndarray, window: IntensityWindow) -> np.ndarray:
         lo = np.asarray(window.low, np.float32)
         hi = np.asarray(window.high, np.float32)
         rgb = np.clip((data - lo) / (hi - lo), 0.0, 1.0)
-    c = rgb.shape[-1]
+    return channels_to_rgb(rgb)
+
+
+def channels_to_rgb(arr: np.ndarray) -> np.ndarray:
+    """(H, W, C) with C = 1-4 -> (H, W, 3) of the same dtype (see module doc)."""
+    c = arr.shape[-1]
     if c == 1:
-        return np.repeat(rgb, 3, axis=-1)
+        return np.repeat(arr, 3, axis=-1)
     if c == 2:
-        return np.concatenate([rgb, np.zeros_like(rgb[..., :1])], axis=-1)
-    return np.ascontiguousarray(rgb[..., :3])
+        return np.concatenate([arr, np.zeros_like(arr[..., :1])], axis=-1)
+    return np.ascontiguousarray(arr[..., :3])
 
 
 def to_rgb01(

@@ -11,7 +11,9 @@ from ..model.sam2 import ImageEmbedding, Sam2Model
 from .cache import ByteBudgetLRU
 from .image import ImagePrediction, predict_from_embedding
 from .intensity import to_rgb01
+from .frames import FrameSource
 from .prompts import make_prompts
+from .session import DEFAULT_EMBEDDING_CACHE_BYTES, TrackingSession
 from .transforms import image_to_tensor
 
 DEFAULT_IMAGE_CACHE_BYTES = 512 * 2**20
@@ -98,3 +100,36 @@ class Segmenter:
         prompts = make_prompts(hw, points, labels, box, mask)  # validate before the slow part
         emb = self.embed_image(image, contrast_limits)
         return predict_from_embedding(self.net, emb, hw, prompts, multimask)
+
+    def open_stack(
+        self,
+        stack,
+        axis: int = 0,
+        channel_axis: int | None = None,
+        fixed: dict[int, int] | None = None,
+        contrast_limits: tuple[float, float] | None = None,
+        cache_bytes: int = DEFAULT_EMBEDDING_CACHE_BYTES,
+        workdir=None,
+    ) -> TrackingSession:
+        """Start tracking objects through ``stack`` along ``axis``.
+
+        Args:
+            stack: numpy, dask, zarr, h5py or memory-mapped array; frames are
+                read lazily, one at a time.
+            axis: the frame axis (t or z).
+            channel_axis: axis with 1-4 channels, if any (a trailing axis of
+                length <= 4 of a 4-D array is taken as channels by default).
+            fixed: ``{axis: index}`` to hold extra axes still, e.g. ``{1: 12}``
+                tracks along t within z-slice 12 of (T, Z, Y, X) data.
+            contrast_limits: (low, high) intensity window for non-uint8 data;
+                by default robust percentiles sampled once for the whole stack.
+            cache_bytes: budget of the in-memory frame-embedding cache.
+            workdir: folder for the session's temporary files (default: system temp).
+
+        Returns:
+            A :class:`~napari_sam2.engine.session.TrackingSession`.
+        """
+        source = FrameSource(stack, axis=axis, channel_axis=channel_axis, fixed=fixed,
+                             contrast_limits=contrast_limits)
+        return TrackingSession(self, source, cache_bytes=cache_bytes, workdir=workdir)
+

@@ -48,7 +48,9 @@ class ImageEmbedding:
 
     @property
     def nbytes(self) -> int:
-        tensors = (self.embed, self.pos, *self.high_res)
+        """Memory held by this embedding. ``pos`` is not counted: it is a view of
+        one grid shared by every frame of the same size."""
+        tensors = (self.embed, *self.high_res)
         return sum(t.numel() * t.element_size() for t in tensors)
 
 

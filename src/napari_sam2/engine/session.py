@@ -1,0 +1,338 @@
+"""Tracking objects through a stack with SAM 2's memory (the video model).
+
+The numbers follow Meta's ``SAM2VideoPredictor`` with
+``add_all_frames_to_correct_as_cond=True`` (a correction becomes a
+conditioning frame and survives every later propagation) and no hole
+filling. Objects are tracked independently; only frame embeddings are
+shared. See docs/engine.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from ..errors import PromptError
+from ..model import tracker
+from ..model.sam2 import ImageEmbedding
+from .cache import ByteBudgetLRU
+from .frames import FrameSource
+from .prompts import Prompts, make_prompts
+from .store import LogitStore
+from .tracks import FrameOutput, ObjectTrack
+from .transforms import upscale_logits
+
+DEFAULT_EMBEDDING_CACHE_BYTES = 1024 * 2**20
+DIRECTIONS = ("forward", "backward", "both")
+
+
+class TrackingSession:
+    """Prompts, propagation and results for one stack (see ``Segmenter.open_stack``)."""
+
+    def __init__(self, segmenter, source: FrameSource, cache_bytes: int = DEFAULT_EMBEDDING_CACHE_BYTES,
+                 workdir: str | Path | None = None) -> None:
+        self.segmenter = segmenter
+        self.net = segmenter.net
+        self.source = source
+        self.embeddings: ByteBudgetLRU[ImageEmbedding] = ByteBudgetLRU(cache_bytes)
+        cfg = self.net.cfg
+        self._side = 4 * cfg.feat_size
+        self._store = LogitStore(len(source), self._side, workdir)
+        self._objects: dict[int, ObjectTrack] = {}
+        self._memory_pos: torch.Tensor | None = None
+        self.frames_encoded = 0
+
+    # ----------------------------------------------------------------- basics
+    @property
+    def num_frames(self) -> int:
+        return len(self.source)
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        return self.source.frame_hw
+
+    @property
+    def object_ids(self) -> list[int]:
+        return list(self._objects)
+
+    def _check_frame(self, frame) -> int:
+        if isinstance(frame, (bool, np.bool_)) or not isinstance(frame, (int, np.integer)):
+            raise PromptError(f"frame must be an integer index; got {frame!r}.")
+        if not 0 <= frame < self.num_frames:
+            raise PromptError(f"frame {frame} is outside the stack (0 ... {self.num_frames - 1}).")
+        return int(frame)
+
+    def _check_new_id(self, obj_id) -> int:
+        if isinstance(obj_id, (bool, np.bool_)) or not isinstance(obj_id, (int, np.integer)) or obj_id < 1:
+            raise PromptError(f"obj_id must be a positive integer (it becomes the label value); got {obj_id!r}.")
+        return int(obj_id)
+
+    def _track(self, obj_id) -> ObjectTrack:
+        track = self._objects.get(obj_id)
+        if track is None:
+            raise PromptError(f"unknown object id {obj_id!r}; this session has objects {self.object_ids}.")
+        return track
+
+    def embedding(self, frame: int) -> ImageEmbedding:
+        """The (cached) image embedding of ``frame``."""
+        emb = self.embeddings.get(frame)
+        if emb is None:
+            cfg = self.net.cfg
+            with torch.inference_mode():
+                x = self.source.model_input(frame, cfg.image_size, self.net.device, self.net.dtype)
+                emb = self.net.encode_image(x)
+            self.frames_encoded += 1
+            self.embeddings.put(frame, emb)
+        return emb
+
+    def _memory_position(self, emb: ImageEmbedding) -> torch.Tensor:
+        if self._memory_pos is None:
+            self._memory_pos = tracker.memory_position(self.net, emb)
+        return self._memory_pos
+
+    # ---------------------------------------------------------------- storage
+    def _lowres(self, obj_id: int, out: FrameOutput, frame: int) -> torch.Tensor:
+        if out.lowres is not None:
+            return out.lowres
+        arr = self._store.get(obj_id, frame)
+        return torch.from_numpy(arr)[None, None].to(self.net.device)
+
+    def _park(self, obj_id: int, frame: int, out: FrameOutput) -> None:
+        """Drop what the next frames cannot need: the memory, and the logits (to disk)."""
+        out.memory = None
+        if out.lowres is not None:
+            self._store.put(obj_id, frame, out.lowres[0, 0].cpu().numpy())
+            out.lowres = None
+
+    def _memory(self, obj_id: int, frame: int, out: FrameOutput) -> torch.Tensor:
+        """The memory of an output, re-encoded from its exact logits if it was dropped."""
+        if out.memory is None:
+            with torch.inference_mode():
+                out.memory = tracker.encode_memory(
+                    self.net, self.embedding(frame), self._lowres(obj_id, out, frame), out.object_score,
+                    binarize=out.from_prompt,
+                )
+        return out.memory
+
+    # ---------------------------------------------------------------- prompts
+    def set_prompts(self, frame: int, obj_id: int, points=None, labels=None, box=None, mask=None) -> np.ndarray:
+        """Make ``points``/``box``/``mask`` the prompts of ``obj_id`` on ``frame``.
+
+        Replaces earlier prompts of that object on that frame. Conventions
+        as in ``predict_image``: points (N, 2) (row, col), labels 1/0, box
+        (row0, col0, row1, col1), mask (H, W). A frame that was already
+        tracked is corrected: the prompt sees the object's memory and the
+        frame's previous mask, and the frame becomes a conditioning frame.
+
+        Returns the frame's (H, W) bool mask of the object.
+        """
+        frame = self._check_frame(frame)
+        obj_id = self._check_new_id(obj_id)
+        prompts = make_prompts(self.frame_shape, points, labels, box, mask)
+        emb = self.embedding(frame)  # may raise on bad pixel data: nothing changed yet
+        track = self._objects.get(obj_id) or ObjectTrack()
+        with torch.inference_mode():
+            out = self._run_prompt(obj_id, track, frame, emb, prompts)
+        self._objects.setdefault(obj_id, track)
+        track.prompts[frame] = prompts
+        track.pending[frame] = out
+        return self._to_frame(out.lowres) > 0
+
+    def _run_prompt(self, obj_id: int, track: ObjectTrack, frame: int, emb: ImageEmbedding,
+                    prompts: Prompts) -> FrameOutput:
+        net, cfg = self.net, self.net.cfg
+        is_init = frame not in track.tracked
+        reverse = track.tracked.get(frame, False)
+        if prompts.mask is not None and prompts.n_clicks == 0:
+            hr = torch.from_numpy(np.asarray(prompts.mask, dtype=np.float32))[None, None].to(net.device)
+            if hr.shape[-2:] != (cfg.image_size, cfg.image_size):
+                hr = F.interpolate(hr, size=(cfg.image_size,) * 2, mode="bilinear", align_corners=False,
+                                   antialias=True)
+                hr = (hr >= 0.5).float()
+            heads = tracker.mask_as_output(net, emb, hr)
+        else:
+            feats = (net.image_embed_without_memory(emb) if is_init
+                     else self._conditioned(obj_id, track, frame, emb, reverse))
+            if prompts.mask is not None:
+                mask_in = prompts.mask_logits(self._side, net.device)
+            else:
+                prev = track.latest(frame)
+                mask_in = None if prev is None else self._lowres(obj_id, prev, frame).clamp(-32.0, 32.0)
+            pts = prompts.model_points(self.frame_shape, cfg.image_size, net.device)
+            multimask = prompts.n_clicks <= 1
+            heads = tracker.sam_heads(net, feats, emb.high_res, pts, mask_in, multimask)
+        return FrameOutput(heads.lowres, heads.obj_ptr, heads.object_score, None, from_prompt=True)
+
+    def clear_prompts(self, frame: int, obj_id: int | None = None) -> None:
+        """Remove the prompts on ``frame`` of one object (or of all objects).
+
+        A conditioning frame becomes an ordinary tracked frame again: its
+        current result stays until the next propagation recomputes it.
+        """
+        frame = self._check_frame(frame)
+        ids = self.object_ids if obj_id is None else [self._track(obj_id) and obj_id]
+        for oid in ids:
+            track = self._objects[oid]
+            track.prompts.pop(frame, None)
+            track.pending.pop(frame, None)
+            out = track.cond.pop(frame, None)
+            if out is not None:
+                track.noncond[frame] = out
+                track.tracked.pop(frame, None)
+
+    def remove_object(self, obj_id: int) -> None:
+        """Forget an object: its prompts, results and stored logits."""
+        self._track(obj_id)
+        del self._objects[obj_id]
+        self._store.drop(obj_id)
+
+    def reset(self) -> None:
+        """Remove every object (frame embeddings stay cached)."""
+        self._objects.clear()
+        self._store.clear()
+
+    # ------------------------------------------------------------ propagation
+    def _conditioned(self, obj_id: int, track: ObjectTrack, frame: int, emb: ImageEmbedding,
+                     reverse: bool) -> torch.Tensor:
+        """Features of ``frame`` after attending to the object's memory (reference order)."""
+        cfg = self.net.cfg
+        step = 1 if reverse else -1  # towards the frames already seen
+        memories = [(0, self._memory(obj_id, t, out)) for t, out in track.cond.items()]
+        for t_pos in range(1, cfg.num_maskmem):
+            t = frame + step * (cfg.num_maskmem - t_pos)
+            out = track.noncond.get(t)
+            if out is not None:
+                memories.append((t_pos, self._memory(obj_id, t, out)))
+        signed = cfg.is_v21
+        sign = -1 if reverse else 1
+        pointers = [
+            ((frame - t) * sign if signed else abs(frame - t), out.obj_ptr)
+            for t, out in track.cond.items()
+            if (t >= frame if reverse else t <= frame)
+        ]
+        n_ptr = tracker.max_pointers(self.net, self.num_frames)
+        for dist in range(1, n_ptr):
+            t = frame + step * dist
+            if not 0 <= t < self.num_frames:
+                break
+            out = track.noncond.get(t)
+            if out is not None:
+                pointers.append((dist, out.obj_ptr))
+        return tracker.condition_on_memory(self.net, emb, memories, self._memory_position(emb), pointers, n_ptr)
+
+    def _commit_pending(self) -> None:
+        """Encode the memory of every prompted frame and make it a conditioning frame."""
+        for obj_id, track in self._objects.items():
+            for frame, out in list(track.pending.items()):
+                self._memory(obj_id, frame, out)
+                track.cond[frame] = out
+                del track.pending[frame]
+            for frame in track.cond:
+                track.noncond.pop(frame, None)
+
+    def _plan(self, start, direction, max_frames) -> list[tuple[int, bool]]:
+        if direction not in DIRECTIONS:
+            raise PromptError(f"direction must be one of {DIRECTIONS}; got {direction!r}.")
+        if not self._objects:
+            raise PromptError("Nothing to propagate: add a prompt for at least one object first (set_prompts).")
+        unprompted = [oid for oid, t in self._objects.items() if not t.cond and not t.pending]
+        if unprompted:
+            raise PromptError(f"objects {unprompted} have no prompt on any frame; prompt them or remove them.")
+        if start is None:
+            start = min(f for t in self._objects.values() for f in (*t.cond, *t.pending))
+        start = self._check_frame(start)
+        n = self.num_frames if max_frames is None else int(max_frames)
+        if n < 0:
+            raise PromptError(f"max_frames must be >= 0; got {max_frames}.")
+        fwd = [(f, False) for f in range(start, min(start + n, self.num_frames - 1) + 1)]
+        bwd = [(f, True) for f in range(start, max(start - n, 0) - 1, -1)] if start > 0 else []
+        return {"forward": fwd, "backward": bwd, "both": fwd + bwd}[direction]
+
+    def propagate(self, start: int | None = None, direction: str = "forward",
+                  max_frames: int | None = None) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
+        """Track every object frame by frame; yields ``(frame, {obj_id: (H, W) bool mask})``.
+
+        ``start=None`` is the earliest prompted frame. ``"both"`` runs forward
+        then backward from ``start`` (so ``start`` is yielded twice).
+        Conditioning frames keep their prompted result. Closing the
+        generator early leaves the session consistent: frames done stay done.
+        """
+        plan = self._plan(start, direction, max_frames)  # validate before any work
+        return self._propagate(plan)
+
+    def _propagate(self, plan):
+        self._commit_pending()
+        reach = self.net.cfg.num_maskmem - 1  # recent frames a step can read
+        previous = None
+        for frame, reverse in plan:
+            behind = 1 if reverse else -1
+            if previous is None or previous[1] != reverse:  # a pass starts: keep only its window
+                for obj_id, track in self._objects.items():
+                    near = {frame + behind * d for d in range(1, reach + 1)}
+                    for t, o in track.noncond.items():
+                        if t not in near:
+                            self._park(obj_id, t, o)
+            masks = {}
+            for obj_id, track in self._objects.items():
+                out = track.cond.get(frame)
+                if out is None:
+                    out = self._track_frame(obj_id, track, frame, reverse)
+                    track.noncond[frame] = out
+                track.tracked[frame] = reverse
+                masks[obj_id] = self._to_frame(self._lowres(obj_id, out, frame)) > 0
+                leaving = track.noncond.get(frame + behind * reach)
+                if leaving is not None:  # the next frame cannot read it any more
+                    self._park(obj_id, frame + behind * reach, leaving)
+            previous = (frame, reverse)
+            yield frame, masks
+
+    def _track_frame(self, obj_id: int, track: ObjectTrack, frame: int, reverse: bool) -> FrameOutput:
+        """Segment ``frame`` from the object's memory alone and encode its new memory."""
+        with torch.inference_mode():
+            emb = self.embedding(frame)
+            feats = self._conditioned(obj_id, track, frame, emb, reverse)
+            heads = tracker.sam_heads(self.net, feats, emb.high_res, None, None, multimask=True)
+            memory = tracker.encode_memory(self.net, emb, heads.lowres, heads.object_score, binarize=False)
+        return FrameOutput(heads.lowres, heads.obj_ptr, heads.object_score, memory)
+
+    # ---------------------------------------------------------------- results
+    def _to_frame(self, lowres: torch.Tensor) -> np.ndarray:
+        return upscale_logits(lowres, self.frame_shape)[0, 0].cpu().numpy()
+
+    def logits(self, frame: int, obj_id: int) -> np.ndarray | None:
+        """(H, W) float32 logits of ``obj_id`` on ``frame`` (mask = logits > 0), or None."""
+        frame = self._check_frame(frame)
+        track = self._track(obj_id)
+        out = track.latest(frame)
+        return None if out is None else self._to_frame(self._lowres(obj_id, out, frame))
+
+    def labels(self, dtype=np.uint16) -> np.ndarray:
+        """(T, H, W) label image: 0 background, ``obj_id`` where that object's logit is highest and > 0.
+
+        File-backed (numpy.memmap) when it would be large.
+        """
+        out = self._store.new_labels((self.num_frames, *self.frame_shape), dtype)
+        for frame in range(self.num_frames):
+            best = None
+            for obj_id, track in self._objects.items():
+                o = track.latest(frame)
+                if o is None:
+                    continue
+                lg = self._to_frame(self._lowres(obj_id, o, frame))
+                if best is None:
+                    best, ids = lg, np.where(lg > 0, obj_id, 0)
+                else:
+                    win = (lg > 0) & (lg > best)
+                    ids = np.where(win, obj_id, ids)
+                    best = np.maximum(best, lg)
+            if best is not None:
+                out[frame] = ids
+        return out
+
+    def close(self) -> None:
+        """Delete the session's temporary files."""
+        self._store.close()

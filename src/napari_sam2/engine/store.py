@@ -1,0 +1,67 @@
+"""Where tracking results live when they are not needed in memory.
+
+Every (object, frame) result keeps its low-resolution logits exactly (float32),
+because they decide the returned masks, re-encoded memories and corrections.
+Only the frames near the current position stay in RAM; the rest go to a
+file-backed array in a temporary folder (or ``workdir``), so resident memory
+does not grow with the length of the stack.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+#: Label images larger than this are file-backed (numpy.memmap) instead of in RAM.
+LABELS_IN_MEMORY_BYTES = 256 * 2**20
+
+
+class LogitStore:
+    """Per-object (num_frames, side, side) float32 arrays backed by files.
+
+    Files are sparse: only frames that were written take disk space.
+    """
+
+    def __init__(self, num_frames: int, side: int, workdir: str | Path | None = None) -> None:
+        self.num_frames, self.side = num_frames, side
+        self._tmp = tempfile.TemporaryDirectory(prefix="napari-sam2-", dir=workdir)
+        self.folder = Path(self._tmp.name)
+        self._arrays: dict[int, np.memmap] = {}
+
+    def _array(self, obj_id: int) -> np.memmap:
+        arr = self._arrays.get(obj_id)
+        if arr is None:
+            path = self.folder / f"logits-{obj_id}.f32"
+            arr = np.memmap(path, dtype=np.float32, mode="w+", shape=(self.num_frames, self.side, self.side))
+            self._arrays[obj_id] = arr
+        return arr
+
+    def put(self, obj_id: int, frame: int, logits: np.ndarray) -> None:
+        self._array(obj_id)[frame] = logits
+
+    def get(self, obj_id: int, frame: int) -> np.ndarray:
+        return np.array(self._array(obj_id)[frame])
+
+    def drop(self, obj_id: int) -> None:
+        arr = self._arrays.pop(obj_id, None)
+        if arr is not None:
+            path = Path(arr.filename)
+            del arr
+            path.unlink(missing_ok=True)
+
+    def clear(self) -> None:
+        for obj_id in list(self._arrays):
+            self.drop(obj_id)
+
+    def new_labels(self, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """A zeroed label array: in RAM when small, a file-backed memmap when large."""
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        if nbytes <= LABELS_IN_MEMORY_BYTES:
+            return np.zeros(shape, dtype)
+        return np.memmap(self.folder / "labels.bin", dtype=dtype, mode="w+", shape=shape)
+
+    def close(self) -> None:
+        self._arrays.clear()
+        self._tmp.cleanup()

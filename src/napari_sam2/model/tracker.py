@@ -1,0 +1,198 @@
+"""One tracking step of SAM 2 on tensors: memory conditioning, SAM heads, memory encoding.
+
+These functions do the arithmetic of Meta's video model for one object on one
+frame. Which memories and object pointers to pass in (and in what order) is
+decided by the caller (:mod:`napari_sam2.engine.session`); nothing here keeps
+state across frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from .mask_decoder import select_masks
+from .sam2 import ImageEmbedding, Sam2Model
+
+#: Logit written over every pixel of a frame where the object is absent.
+NO_OBJECT_LOGIT = -1024.0
+
+
+@dataclass
+class HeadOutput:
+    """What the SAM heads produce for one object on one frame (batch of 1).
+
+    ``lowres`` (1, 1, 4G, 4G) float32 logits of the chosen mask, ``obj_ptr``
+    (1, C) object pointer, ``object_score`` (1, 1) presence logit.
+    """
+
+    lowres: torch.Tensor
+    obj_ptr: torch.Tensor
+    object_score: torch.Tensor
+
+    def highres(self, size: int) -> torch.Tensor:
+        """(1, 1, size, size) logits for the memory encoder (plain bilinear)."""
+        return F.interpolate(self.lowres, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def sine_1d(pos: torch.Tensor, dim: int, temperature: float = 10000.0) -> torch.Tensor:
+    """(N,) positions -> (N, dim): sines in the first half, cosines in the second."""
+    half = dim // 2
+    idx = torch.arange(half, dtype=torch.float32, device=pos.device)
+    freqs = temperature ** (2 * torch.div(idx, 2, rounding_mode="floor") / half)
+    angles = pos[:, None] / freqs
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+def condition_on_memory(
+    net: Sam2Model,
+    emb: ImageEmbedding,
+    memories: list[tuple[int, torch.Tensor]],
+    memory_pos: torch.Tensor,
+    pointers: list[tuple[int, torch.Tensor]],
+    max_ptrs: int,
+) -> torch.Tensor:
+    """Stride-16 features of a frame after attending to the object's memory.
+
+    Args:
+        memories: (t_pos, features (1, mem_dim, G, G)) pairs in attention
+            order; t_pos 0 for conditioning frames, 1 (oldest) ... 6 (newest)
+            for recent frames.
+        memory_pos: (1, mem_dim, G, G) position encoding shared by all memories.
+        pointers: (signed or absolute temporal distance, pointer (1, C)) pairs.
+        max_ptrs: the normalising pointer count, ``min(num_frames, 16)``.
+
+    Returns:
+        (1, C, G, G) features for the SAM heads.
+    """
+    cfg = net.cfg
+    b, c, g, _ = emb.embed.shape
+    dtype = emb.embed.dtype
+    curr = emb.embed.flatten(2).permute(2, 0, 1)  # (HW, 1, C)
+    curr_pos = emb.pos.flatten(2).permute(2, 0, 1)
+    mem_tokens, mem_pos = [], []
+    pos_tokens = memory_pos.flatten(2).permute(2, 0, 1).to(dtype)
+    for t_pos, feats in memories:
+        mem_tokens.append(feats.to(dtype).flatten(2).permute(2, 0, 1))
+        mem_pos.append(pos_tokens + net.maskmem_tpos_enc[cfg.num_maskmem - t_pos - 1].to(dtype))
+    n_ptr_tokens = 0
+    if pointers:
+        dists = torch.tensor([d for d, _ in pointers], dtype=torch.float32, device=curr.device)
+        ptrs = torch.stack([p for _, p in pointers], dim=0).to(dtype)  # (P, 1, C)
+        if cfg.is_v21:
+            enc = sine_1d(dists / (max_ptrs - 1), c).to(dtype)
+            ptr_pos = net.obj_ptr_tpos_proj(enc)[:, None, :]  # (P, 1, mem_dim)
+        else:
+            ptr_pos = ptrs.new_zeros(len(pointers), b, cfg.mem_dim)
+        split = c // cfg.mem_dim  # each pointer becomes `split` tokens of mem_dim
+        ptrs = ptrs.reshape(-1, b, split, cfg.mem_dim).permute(0, 2, 1, 3).flatten(0, 1)
+        ptr_pos = ptr_pos.repeat_interleave(split, dim=0)
+        mem_tokens.append(ptrs)
+        mem_pos.append(ptr_pos)
+        n_ptr_tokens = ptrs.shape[0]
+    out = net.memory_attention(
+        curr=curr,
+        curr_pos=curr_pos,
+        memory=torch.cat(mem_tokens, dim=0),
+        memory_pos=torch.cat(mem_pos, dim=0),
+        num_obj_ptr_tokens=n_ptr_tokens,
+    )
+    return out.permute(1, 2, 0).reshape(b, c, g, g)
+
+
+def sam_heads(
+    net: Sam2Model,
+    features: torch.Tensor,
+    high_res: tuple[torch.Tensor, torch.Tensor],
+    points: tuple[torch.Tensor, torch.Tensor] | None,
+    mask_logits: torch.Tensor | None,
+    multimask: bool,
+) -> HeadOutput:
+    """Decode one object on one frame the way the video model does.
+
+    Unlike single-image prediction, a frame without clicks gets a padding
+    point; the object pointer follows the chosen mask token; an absent object
+    gets :data:`NO_OBJECT_LOGIT` everywhere and the learned ``no_obj_ptr``.
+    """
+    cfg = net.cfg
+    if points is None:
+        points = (
+            torch.zeros(1, 1, 2, device=features.device),
+            torch.full((1, 1), -1, dtype=torch.int32, device=features.device),
+        )
+    if mask_logits is not None:
+        side = 4 * cfg.feat_size
+        if mask_logits.shape[-2:] != (side, side):
+            mask_logits = F.interpolate(
+                mask_logits.float(), size=(side, side), mode="bilinear", align_corners=False, antialias=True
+            )
+        mask_logits = mask_logits.to(features.dtype)
+    out = net.decode(features, high_res, points, mask_logits)
+    present = out.object_score > 0  # (1, 1)
+    if multimask:
+        masks, ious = out.masks[:, 1:], out.iou[:, 1:]
+        best = ious.argmax(dim=-1)
+        lowres = masks[torch.arange(1), best][:, None]
+        token = out.mask_tokens[:, 1:][torch.arange(1), best]
+    else:
+        lowres, _ = select_masks(out, False, cfg.stability_delta, cfg.stability_thresh)
+        token = out.mask_tokens[:, 0]
+    lowres = torch.where(present[:, :, None, None], lowres, torch.full_like(lowres, NO_OBJECT_LOGIT)).float()
+    ptr = net.obj_ptr_proj(token)
+    weight = present.to(ptr.dtype)
+    ptr = weight * ptr + (1 - weight) * net.no_obj_ptr
+    return HeadOutput(lowres=lowres, obj_ptr=ptr, object_score=out.object_score.float())
+
+
+def mask_as_output(net: Sam2Model, emb: ImageEmbedding, mask_hr: torch.Tensor) -> HeadOutput:
+    """Use a (1, 1, S, S) binary mask prompt directly as the frame's output.
+
+    Logits are +10 inside and -10 outside; the pointer comes from decoding
+    the raw (not memory-conditioned) features with the mask as dense prompt.
+    """
+    m = mask_hr.float()
+    hr = m * 20.0 - 10.0
+    side = hr.shape[-1] // 4
+    lowres = F.interpolate(hr, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
+    heads = sam_heads(net, emb.embed, emb.high_res, None, net.mask_downsample(m.to(emb.embed.dtype)), False)
+    present = (m.flatten(1) > 0).any(dim=1, keepdim=True).float()
+    ptr = present * heads.obj_ptr + (1 - present) * net.no_obj_ptr
+    return HeadOutput(lowres=lowres, obj_ptr=ptr, object_score=20.0 * present - 10.0)
+
+
+def encode_memory(
+    net: Sam2Model, emb: ImageEmbedding, lowres: torch.Tensor, object_score: torch.Tensor, binarize: bool
+) -> torch.Tensor:
+    """The memory of one frame: (1, mem_dim, G, G), stored in bfloat16 as SAM 2 does.
+
+    ``lowres`` (1, 1, 4G, 4G) logits are upsampled to the model frame; with
+    ``binarize`` (frames with user clicks) the mask is thresholded first.
+    """
+    cfg = net.cfg
+    hr = F.interpolate(lowres.float(), size=(cfg.image_size,) * 2, mode="bilinear", align_corners=False)
+    mask = (hr > 0).float() if binarize else torch.sigmoid(hr)
+    mask = mask * cfg.sigmoid_scale_for_mem_enc + cfg.sigmoid_bias_for_mem_enc
+    feats, _ = net.memory_encoder(emb.embed, mask)
+    if cfg.is_v21:
+        absent = (object_score <= 0).to(feats.dtype)  # (1, 1)
+        feats = feats + absent[..., None, None] * net.no_obj_embed_spatial[..., None, None].to(feats.dtype)
+    return feats.to(torch.bfloat16)
+
+
+def memory_position(net: Sam2Model, emb: ImageEmbedding) -> torch.Tensor:
+    """The (1, mem_dim, G, G) position encoding of every memory (the same for all frames)."""
+    g = emb.embed.shape[-1]
+    return net.memory_encoder.position_encoding.grid(g, g, emb.embed.device)[None]
+
+
+def max_pointers(net: Sam2Model, num_frames: int) -> int:
+    """How many object pointers the model attends to in a stack of ``num_frames``."""
+    return min(num_frames, net.cfg.max_obj_ptrs)
+
+
+__all__ = [
+    "HeadOutput", "NO_OBJECT_LOGIT", "condition_on_memory", "encode_memory", "mask_as_output",
+    "max_pointers", "memory_position", "sam_heads", "sine_1d",
+]

@@ -1,0 +1,239 @@
+"""The stack tracking session on a small random-weight model: API, state, memory bounds, errors."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from napari_sam2 import ImageDataError, PromptError
+
+T, H, W = 12, 40, 48
+
+
+@pytest.fixture
+def stack():
+    rng = np.random.default_rng(0)
+    return (rng.random((T, H, W, 3)) * 255).astype(np.uint8)
+
+
+@pytest.fixture
+def session(tiny_model, stack):
+    s = tiny_model.open_stack(stack)
+    yield s
+    s.close()
+
+
+def test_prompt_returns_mask_and_propagation_covers_stack(session):
+    m = session.set_prompts(4, 1, points=[[10, 12]], labels=[1])
+    assert m.shape == (H, W) and m.dtype == bool
+    seen = [f for f, masks in session.propagate(direction="both")]
+    assert seen == list(range(4, T)) + list(range(4, -1, -1))
+    for f in range(T):
+        assert session.logits(f, 1).shape == (H, W)
+
+
+def test_start_and_max_frames(session):
+    session.set_prompts(2, 1, box=(5, 5, 20, 30))
+    assert [f for f, _ in session.propagate(start=5, max_frames=3)] == [5, 6, 7, 8]
+    assert [f for f, _ in session.propagate(start=5, direction="backward", max_frames=2)] == [5, 4, 3]
+    assert [f for f, _ in session.propagate(start=0, direction="backward")] == []
+
+
+def test_conditioning_frame_keeps_prompt_result(session):
+    shown = session.set_prompts(3, 1, points=[[10, 12], [30, 40]], labels=[1, 0])
+    logits_at_prompt = session.logits(3, 1)
+    for f, masks in session.propagate():
+        if f == 3:
+            np.testing.assert_array_equal(masks[1], shown)
+    np.testing.assert_array_equal(session.logits(3, 1), logits_at_prompt)
+
+
+def test_correction_persists_across_repropagation(session):
+    session.set_prompts(0, 1, points=[[10, 12]])
+    list(session.propagate())
+    before = session.logits(6, 1)
+    corrected = session.set_prompts(6, 1, points=[[30, 30]], labels=[0])
+    corrected_logits = session.logits(6, 1)
+    assert not np.array_equal(before, corrected_logits)
+    list(session.propagate())
+    list(session.propagate(direction="backward", start=T - 1))
+    np.testing.assert_array_equal(session.logits(6, 1), corrected_logits)
+    np.testing.assert_array_equal(session.logits(6, 1) > 0, corrected)
+
+
+def test_objects_added_after_propagation_and_removed(session):
+    session.set_prompts(0, 1, points=[[10, 12]])
+    list(session.propagate())
+    session.set_prompts(5, 7, box=(2, 2, 30, 30))
+    frames = {f: set(m) for f, m in session.propagate()}
+    assert frames[0] == {1, 7} and frames[T - 1] == {1, 7}
+    session.remove_object(1)
+    assert session.object_ids == [7]
+    with pytest.raises(PromptError, match="unknown object id 1"):
+        session.logits(0, 1)
+    session.reset()
+    assert session.object_ids == []
+
+
+def test_closing_generator_early_keeps_what_was_done(session):
+    session.set_prompts(0, 1, points=[[10, 12]])
+    gen = session.propagate()
+    for f, _ in gen:
+        if f == 4:
+            break
+    gen.close()
+    assert session.logits(4, 1) is not None and session.logits(5, 1) is None
+    assert [f for f, _ in session.propagate(start=5)] == list(range(5, T))
+
+
+def test_clear_prompts_turns_conditioning_frame_into_tracked_frame(session):
+    session.set_prompts(0, 1, points=[[10, 12]])
+    session.set_prompts(8, 1, points=[[20, 20]])
+    list(session.propagate())
+    session.clear_prompts(8, 1)
+    assert session.logits(8, 1) is not None  # result kept until recomputed
+    list(session.propagate())
+    with pytest.raises(PromptError, match="no prompt on any frame"):
+        session.clear_prompts(0)
+        list(session.propagate())
+
+
+def test_labels_resolve_overlaps_by_higher_logit(session):
+    session.set_prompts(0, 1, points=[[10, 12]])
+    session.set_prompts(0, 2, box=(0, 0, 39, 47))
+    list(session.propagate(max_frames=3))
+    labels = session.labels()
+    assert labels.shape == (T, H, W)
+    for f in range(4):
+        l1, l2 = session.logits(f, 1), session.logits(f, 2)
+        expect = np.where((l2 > 0) & (l2 > l1), 2, np.where(l1 > 0, 1, 0))
+        np.testing.assert_array_equal(labels[f], expect)
+    assert not labels[5:].any()
+
+
+def test_memory_stays_bounded_during_long_propagation(tiny_model):
+    rng = np.random.default_rng(1)
+    stack = (rng.random((40, 24, 24)) * 255).astype(np.uint8)
+    s = tiny_model.open_stack(stack)
+    s.set_prompts(0, 1, points=[[10, 10]])
+    s.set_prompts(20, 1, points=[[12, 12]])
+    held = []
+    for f, _ in s.propagate(direction="both"):
+        track = s._objects[1]
+        held.append(sum(o.memory is not None or o.lowres is not None for o in track.noncond.values()))
+    assert max(held) <= tiny_model.net.cfg.num_maskmem  # the 6-frame window (+ the frame being done)
+    # parked results are still exact and available
+    assert all(s.logits(f, 1) is not None for f in range(40))
+    s.close()
+
+
+def test_reprop_after_correction_reuses_cached_embeddings(tiny_model, stack):
+    s = tiny_model.open_stack(stack)
+    s.set_prompts(0, 1, points=[[10, 12]])
+    list(s.propagate())
+    encoded = s.frames_encoded
+    assert encoded == T
+    s.set_prompts(6, 1, points=[[15, 15]], labels=[0])
+    list(s.propagate())
+    assert s.frames_encoded == encoded
+    s.close()
+
+
+def test_lazy_dask_stack_reads_only_needed_frames(tiny_model):
+    reads = []
+
+    def frame(i):
+        reads.append(i)
+        return np.full((1, 32, 32), 100 + 10 * i, np.uint16) + np.arange(32, dtype=np.uint16)[None, None]
+
+    n = 5000  # 5000 x 32 x 32 frames; only a few are ever read
+    stack = da.concatenate([da.from_delayed(__import__("dask").delayed(frame)(i), (1, 32, 32), np.uint16)
+                            for i in range(n)])
+    s = tiny_model.open_stack(stack, contrast_limits=(0, 60000))
+    assert reads == []
+    s.set_prompts(2500, 1, points=[[5, 5]])
+    list(s.propagate(max_frames=2, direction="both"))
+    assert sorted(set(reads)) == [2498, 2499, 2500, 2501, 2502]
+    s.close()
+
+
+def test_percentile_window_is_computed_once_per_stack(tiny_model):
+    rng = np.random.default_rng(0)
+    stack = (rng.random((30, 16, 16)) * 4000).astype(np.uint16)
+    stack[7] += 20000  # one bright frame must not change the window of the others
+    s = tiny_model.open_stack(stack)
+    w1 = s.source.window
+    s.set_prompts(3, 1, points=[[5, 5]])
+    assert s.source.window is w1 and len(w1.low) == 1
+    s.close()
+
+
+def test_4d_and_channel_axes(tiny_model):
+    tzyx = np.zeros((4, 3, 20, 24), np.uint8)
+    s = tiny_model.open_stack(tzyx, axis=0, fixed={1: 2})
+    assert s.num_frames == 4 and s.frame_shape == (20, 24)
+    s.close()
+    rgb_video = np.zeros((5, 20, 24, 3), np.uint8)
+    s = tiny_model.open_stack(rgb_video)
+    assert s.num_frames == 5 and s.source.channel_axis == 3
+    s.close()
+    single = tiny_model.open_stack(np.zeros((20, 24), np.uint16))
+    assert single.num_frames == 1
+    single.set_prompts(0, 1, points=[[3, 3]])
+    assert [f for f, _ in single.propagate(direction="both")] == [0]
+    single.close()
+
+
+@pytest.mark.parametrize(
+    "data, kwargs, match",
+    [
+        (np.zeros((0, 10, 10), np.uint8), {}, "empty"),
+        (np.zeros((2, 3, 4, 10, 10), np.uint8), {}, "free axes"),
+        (np.zeros((3, 10, 10), np.uint8), {"axis": 5}, "does not exist"),
+        (np.zeros((3, 10, 10), np.complex64), {}, "Unsupported pixel type"),
+        ([np.zeros((10, 10)), np.zeros((12, 10))], {}, "different sizes"),
+    ],
+)
+def test_bad_stacks(tiny_model, data, kwargs, match):
+    with pytest.raises(ImageDataError, match=match):
+        tiny_model.open_stack(data, **kwargs)
+
+
+def test_bad_prompts_leave_session_usable(session, stack):
+    session.set_prompts(0, 1, points=[[10, 12]])
+    list(session.propagate(max_frames=2))
+    before = session.logits(1, 1)
+    for call, match in [
+        (lambda: session.set_prompts(T, 1, points=[[1, 1]]), "outside the stack"),
+        (lambda: session.set_prompts(-1, 1, points=[[1, 1]]), "outside the stack"),
+        (lambda: session.set_prompts(0, 0, points=[[1, 1]]), "positive integer"),
+        (lambda: session.set_prompts(0, 2.5, points=[[1, 1]]), "positive integer"),
+        (lambda: session.set_prompts(0, 1, points=[[100, 1]]), "outside"),
+        (lambda: session.clear_prompts(0, 9), "unknown object id 9"),
+        (lambda: session.remove_object(9), "unknown object id 9"),
+        (lambda: list(session.propagate(direction="sideways")), "direction"),
+        (lambda: list(session.propagate(start=T)), "outside the stack"),
+    ]:
+        with pytest.raises(PromptError, match=match):
+            call()
+    np.testing.assert_array_equal(session.logits(1, 1), before)
+    assert [f for f, _ in session.propagate(max_frames=1)] == [0, 1]
+
+
+def test_nan_frame_is_an_error_not_a_crash(tiny_model):
+    data = np.ones((3, 16, 16), np.float32)
+    data[1, 3, 3] = np.nan
+    s = tiny_model.open_stack(data, contrast_limits=(0, 2))
+    s.set_prompts(0, 1, points=[[5, 5]])
+    with pytest.raises(ImageDataError, match="NaN"):
+        s.set_prompts(1, 1, points=[[5, 5]])
+    with pytest.raises(ImageDataError, match="NaN"):
+        list(s.propagate())
+    assert s.logits(0, 1) is not None  # what was computed is kept
+    s.close()
+
+
+def test_propagate_without_prompts(session):
+    with pytest.raises(PromptError, match="add a prompt"):
+        list(session.propagate())

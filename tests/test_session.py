@@ -237,3 +237,22 @@ def test_nan_frame_is_an_error_not_a_crash(tiny_model):
 def test_propagate_without_prompts(session):
     with pytest.raises(PromptError, match="add a prompt"):
         list(session.propagate())
+
+
+def test_disk_embedding_store_is_reused_and_guarded(tiny_model, stack, tmp_path):
+    store = tmp_path / "emb.zarr"
+    s1 = tiny_model.open_stack(stack, embedding_store=store)
+    s1.set_prompts(0, 1, points=[[10, 12]])
+    list(s1.propagate(max_frames=3))
+    first = [s1.logits(f, 1) for f in range(4)]
+    assert s1.frames_encoded == 4 and s1.disk.writes == 4
+    s1.close()
+    s2 = tiny_model.open_stack(stack, embedding_store=store)
+    s2.set_prompts(0, 1, points=[[10, 12]])
+    list(s2.propagate(max_frames=3))
+    assert s2.frames_encoded == 0 and s2.disk.reads == 4
+    for f in range(4):
+        np.testing.assert_array_equal(s2.logits(f, 1), first[f])
+    s2.close()
+    with pytest.raises(ImageDataError, match="different stack or model"):
+        tiny_model.open_stack(stack[:, ::2], embedding_store=store)

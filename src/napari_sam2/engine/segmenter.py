@@ -110,6 +110,7 @@ class Segmenter:
         contrast_limits: tuple[float, float] | None = None,
         cache_bytes: int = DEFAULT_EMBEDDING_CACHE_BYTES,
         workdir=None,
+        embedding_store=None,
     ) -> TrackingSession:
         """Start tracking objects through ``stack`` along ``axis``.
 
@@ -125,11 +126,14 @@ class Segmenter:
                 by default robust percentiles sampled once for the whole stack.
             cache_bytes: budget of the in-memory frame-embedding cache.
             workdir: folder for the session's temporary files (default: system temp).
+            embedding_store: optional zarr folder that keeps every frame embedding
+                on disk, so a later session on the same stack skips the encoder.
 
         Returns:
             A :class:`~napari_sam2.engine.session.TrackingSession`.
         """
         source = FrameSource(stack, axis=axis, channel_axis=channel_axis, fixed=fixed,
                              contrast_limits=contrast_limits)
-        return TrackingSession(self, source, cache_bytes=cache_bytes, workdir=workdir)
+        return TrackingSession(self, source, cache_bytes=cache_bytes, workdir=workdir,
+                               embedding_store=embedding_store)
 

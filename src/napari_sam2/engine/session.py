@@ -9,6 +9,7 @@ shared. See docs/engine.md.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from ..errors import PromptError
 from ..model import tracker
 from ..model.sam2 import ImageEmbedding
 from .cache import ByteBudgetLRU
+from .disk_cache import DiskEmbeddingCache
 from .frames import FrameSource
 from .prompts import Prompts, make_prompts
 from .store import LogitStore
@@ -34,7 +36,7 @@ class TrackingSession:
     """Prompts, propagation and results for one stack (see ``Segmenter.open_stack``)."""
 
     def __init__(self, segmenter, source: FrameSource, cache_bytes: int = DEFAULT_EMBEDDING_CACHE_BYTES,
-                 workdir: str | Path | None = None) -> None:
+                 workdir: str | Path | None = None, embedding_store: str | Path | None = None) -> None:
         self.segmenter = segmenter
         self.net = segmenter.net
         self.source = source
@@ -45,6 +47,8 @@ class TrackingSession:
         self._objects: dict[int, ObjectTrack] = {}
         self._memory_pos: torch.Tensor | None = None
         self.frames_encoded = 0
+        self.disk = None if embedding_store is None else DiskEmbeddingCache(
+            embedding_store, self._signature(), len(source))
 
     # ----------------------------------------------------------------- basics
     @property
@@ -78,16 +82,39 @@ class TrackingSession:
         return track
 
     def embedding(self, frame: int) -> ImageEmbedding:
-        """The (cached) image embedding of ``frame``."""
+        """The image embedding of ``frame``: from the memory cache, the disk store, or computed."""
         emb = self.embeddings.get(frame)
+        if emb is None and self.disk is not None:
+            emb = self.disk.get(frame, self.net.device, self.net.dtype, self._grid_position())
         if emb is None:
             cfg = self.net.cfg
             with torch.inference_mode():
                 x = self.source.model_input(frame, cfg.image_size, self.net.device, self.net.dtype)
                 emb = self.net.encode_image(x)
             self.frames_encoded += 1
-            self.embeddings.put(frame, emb)
+            if self.disk is not None:
+                self.disk.put(frame, emb)
+        self.embeddings.put(frame, emb)
         return emb
+
+    def _grid_position(self) -> torch.Tensor:
+        g = self.net.cfg.feat_size
+        pe = self.net.image_encoder.neck.position_encoding.grid(g, g, self.net.device)
+        return pe[None].to(self.net.dtype)
+
+    def _signature(self) -> dict:
+        """What the embeddings of this session depend on (for the disk store)."""
+        src, net = self.source, self.net
+        fingerprint = hashlib.sha256()
+        for t in (net.image_encoder.trunk.patch_embed.proj.weight, net.sam_mask_decoder.conv_s0.weight):
+            fingerprint.update(t.detach().float().cpu().numpy().tobytes())
+        win = src.window
+        return {
+            "model": net.cfg.name, "weights": fingerprint.hexdigest()[:16], "image_size": net.cfg.image_size,
+            "dtype": str(net.dtype), "stack_shape": list(src.stack.shape), "stack_dtype": str(src.dtype),
+            "axis": src.axis, "fixed": {str(k): v for k, v in src.fixed.items()}, "channel_axis": src.channel_axis,
+            "window": None if win.is_uint8 else [list(win.low), list(win.high)],
+        }
 
     def _memory_position(self, emb: ImageEmbedding) -> torch.Tensor:
         if self._memory_pos is None:

@@ -1,0 +1,70 @@
+"""An optional on-disk cache of frame embeddings (zarr), for stacks that are revisited.
+
+Computing a frame's embedding is the slow part of SAM 2. With
+``open_stack(..., embedding_store="movie.sam2.zarr")`` every embedding is
+also written to a zarr group, and a later session on the same stack with the
+same model reads it back instead of recomputing it. The group records what
+it was made from (model, model frame, dtype, stack geometry, intensity
+window); opening it for anything else is refused rather than silently mixed
+or overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ImageDataError
+from ..model.sam2 import ImageEmbedding
+
+_PARTS = ("embed", "high_res_0", "high_res_1")
+
+
+class DiskEmbeddingCache:
+    """Frame embeddings of one stack in a zarr group at ``path``."""
+
+    def __init__(self, path: str | Path, signature: dict, num_frames: int) -> None:
+        import zarr
+
+        self.path = Path(path)
+        self.signature = json.loads(json.dumps(signature))  # plain JSON types, comparable
+        self.num_frames = num_frames
+        self._group = zarr.open_group(str(self.path), mode="a")
+        stored = self._group.attrs.get("napari_sam2_signature")
+        if stored is None:
+            self._group.attrs["napari_sam2_signature"] = self.signature
+        elif stored != self.signature:
+            differs = sorted(k for k in set(stored) | set(self.signature) if stored.get(k) != self.signature.get(k))
+            raise ImageDataError(
+                f"The embedding store {self.path} was made for a different stack or model (differs in: "
+                f"{', '.join(differs)}). Use another folder, or delete it to start over."
+            )
+        self.reads = 0
+        self.writes = 0
+
+    def _arrays(self, emb: ImageEmbedding):
+        if "done" in self._group:
+            return
+        n = self.num_frames
+        for name, t in zip(_PARTS, (emb.embed, *emb.high_res)):
+            shape = (n, *t.shape[1:])
+            self._group.create_array(name, shape=shape, chunks=(1, *t.shape[1:]), dtype="float32", fill_value=0)
+        self._group.create_array("done", shape=(n,), chunks=(n,), dtype="bool", fill_value=False)
+
+    def get(self, frame: int, device: torch.device, dtype: torch.dtype, pos: torch.Tensor | None) -> ImageEmbedding | None:
+        """The stored embedding of ``frame`` or None; ``pos`` is the shared position grid."""
+        if "done" not in self._group or not bool(self._group["done"][frame]):
+            return None
+        parts = [torch.from_numpy(np.asarray(self._group[name][frame : frame + 1])).to(device, dtype) for name in _PARTS]
+        self.reads += 1
+        return ImageEmbedding(parts[0], pos, (parts[1], parts[2]))
+
+    def put(self, frame: int, emb: ImageEmbedding) -> None:
+        self._arrays(emb)
+        for name, t in zip(_PARTS, (emb.embed, *emb.high_res)):
+            self._group[name][frame : frame + 1] = t.detach().float().cpu().numpy()  # exact for fp32/bf16/fp16
+        self._group["done"][frame] = True
+        self.writes += 1

@@ -51,8 +51,8 @@ class DiskEmbeddingCache:
         n = self.num_frames
         for name, t in zip(_PARTS, (emb.embed, *emb.high_res)):
             shape = (n, *t.shape[1:])
-            self._group.create_array(name, shape=shape, chunks=(1, *t.shape[1:]), dtype="float32", fill_value=0)
-        self._group.create_array("done", shape=(n,), chunks=(n,), dtype="bool", fill_value=False)
+            self._group.create(name, shape=shape, chunks=(1, *t.shape[1:]), dtype="float32", fill_value=0)
+        self._group.create("done", shape=(n,), chunks=(n,), dtype="bool", fill_value=False)
 
     def get(self, frame: int, device: torch.device, dtype: torch.dtype, pos: torch.Tensor | None) -> ImageEmbedding | None:
         """The stored embedding of ``frame`` or None; ``pos`` is the shared position grid."""

@@ -165,7 +165,12 @@ def base_ops() -> tuple[list[dict], dict[int, np.ndarray]]:
         dict(op="propagate", start=None, reverse=False, max_frames=None),
         dict(op="propagate", start=NUM_FRAMES - 1, reverse=True, max_frames=None),
         dict(op="propagate", start=6, reverse=True, max_frames=None),
+        # an object whose only prompt is an empty mask: the object-absent paths
+        # (no_obj_ptr, no_obj_embed_spatial in its memory) take part
+        dict(op="prompt", frame=2, obj=4, points_rc=None, labels=None, box_rc=None, mask=True),
+        dict(op="propagate", start=None, reverse=False, max_frames=3),
     ]
+    masks[8] = np.zeros_like(masks[2])
     # quarter-pixel coordinates: exact in float32 and in the JSON text
     for op in ops:
         for key in ("points_rc", "box_rc"):
@@ -376,8 +381,10 @@ def check(data: dict) -> tuple[list[str], list[str]]:
         problems.append("non-finite logits")
     pos = (lg > 0).reshape(len(lg), -1).mean(1)
     prompted = {(op["frame"], op["obj"]) for op in ops if op["op"] == "prompt"}
+    empty = {(op["frame"], op["obj"]) for i, op in enumerate(ops)
+             if op["op"] == "prompt" and op["mask"] and not data[f"mask_{i}"].any()}
     for k in range(len(lg)):
-        if pos[k] in (0.0, 1.0):
+        if pos[k] in (0.0, 1.0) and (int(rfr[k]), int(rob[k])) not in empty:
             where = "prompted frame" if (int(rfr[k]), int(rob[k])) in prompted else "tracked frame"
             msg = f"op {rop[k]} frame {rfr[k]} obj {rob[k]}: constant sign (pos {pos[k]}) on a {where}"
             (problems if where == "prompted frame" or pos[k] == 1.0 else notes).append(msg)

@@ -140,21 +140,26 @@ def test_reprop_after_correction_reuses_cached_embeddings(tiny_model, stack):
     s.close()
 
 
-def test_lazy_dask_stack_reads_only_needed_frames(tiny_model):
+def test_lazy_dask_stack_larger_than_memory(tiny_model):
+    """100,000 frames of 512 x 512 uint16 (52 GB, twice this machine's RAM): only needed frames are read."""
     reads = []
 
-    def frame(i):
+    def make_block(block, block_info=None):
+        i = block_info[0]["chunk-location"][0]
         reads.append(i)
-        return np.full((1, 32, 32), 100 + 10 * i, np.uint16) + np.arange(32, dtype=np.uint16)[None, None]
+        rr, cc = np.mgrid[:512, :512]
+        disc = (rr - 256 - i % 7) ** 2 + (cc - 256) ** 2 < 60**2
+        return (300 + 2000 * disc).astype(np.uint16)[None]
 
-    n = 5000  # 5000 x 32 x 32 frames; only a few are ever read
-    stack = da.concatenate([da.from_delayed(__import__("dask").delayed(frame)(i), (1, 32, 32), np.uint16)
-                            for i in range(n)])
-    s = tiny_model.open_stack(stack, contrast_limits=(0, 60000))
+    n = 100_000
+    stack = da.zeros((n, 512, 512), dtype=np.uint16, chunks=(1, 512, 512)).map_blocks(make_block, dtype=np.uint16)
+    s = tiny_model.open_stack(stack, contrast_limits=(0, 2500))
     assert reads == []
-    s.set_prompts(2500, 1, points=[[5, 5]])
-    list(s.propagate(max_frames=2, direction="both"))
-    assert sorted(set(reads)) == [2498, 2499, 2500, 2501, 2502]
+    mid = n // 2
+    s.set_prompts(mid, 1, points=[[256, 256]])
+    frames = [f for f, _ in s.propagate(max_frames=2, direction="both")]
+    assert frames == [mid, mid + 1, mid + 2, mid, mid - 1, mid - 2]
+    assert sorted(set(reads)) == [mid - 2, mid - 1, mid, mid + 1, mid + 2]
     s.close()
 
 

@@ -337,28 +337,32 @@ class TrackingSession:
         out = track.latest(frame)
         return None if out is None else self._to_frame(self._lowres(obj_id, out, frame))
 
-    def labels(self, dtype=np.uint16) -> np.ndarray:
-        """(T, H, W) label image: 0 background, ``obj_id`` where that object's logit is highest and > 0.
+    def frame_labels(self, frame: int, dtype=np.uint16) -> np.ndarray:
+        """(H, W) labels of one frame: ``obj_id`` where its logit is the highest and > 0, else 0."""
+        frame = self._check_frame(frame)
+        best = np.zeros(self.frame_shape, np.float32)
+        ids = np.zeros(self.frame_shape, dtype)
+        for obj_id, track in self._objects.items():
+            out = track.latest(frame)
+            if out is None:
+                continue
+            lg = self._to_frame(self._lowres(obj_id, out, frame))
+            win = (lg > 0) & ((ids == 0) | (lg > best))
+            ids[win] = obj_id
+            best = np.where(win, lg, best)
+        return ids
 
-        File-backed (numpy.memmap) when it would be large.
-        """
+    def labels(self, dtype=np.uint16) -> np.ndarray:
+        """(T, H, W) label image (see :meth:`frame_labels`); file-backed when it would be large."""
         out = self._store.new_labels((self.num_frames, *self.frame_shape), dtype)
         for frame in range(self.num_frames):
-            best = None
-            for obj_id, track in self._objects.items():
-                o = track.latest(frame)
-                if o is None:
-                    continue
-                lg = self._to_frame(self._lowres(obj_id, o, frame))
-                if best is None:
-                    best, ids = lg, np.where(lg > 0, obj_id, 0)
-                else:
-                    win = (lg > 0) & (lg > best)
-                    ids = np.where(win, obj_id, ids)
-                    best = np.maximum(best, lg)
-            if best is not None:
-                out[frame] = ids
+            if any(frame in t.frames_with_output() for t in self._objects.values()):
+                out[frame] = self.frame_labels(frame, dtype)
         return out
+
+    def prompts(self) -> dict[int, dict[int, Prompts]]:
+        """Every prompt of the session: ``{obj_id: {frame: Prompts}}`` (a copy)."""
+        return {oid: dict(t.prompts) for oid, t in self._objects.items()}
 
     def close(self) -> None:
         """Delete the session's temporary files."""

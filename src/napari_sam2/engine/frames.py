@@ -15,7 +15,7 @@ from torch.nn import functional as F
 
 from ..errors import ImageDataError
 from .intensity import DEFAULT_PERCENTILES, IntensityWindow, apply_window, channels_to_rgb, compute_window
-from .transforms import IMAGENET_MEAN, IMAGENET_STD
+from .transforms import normalize
 
 #: Frames sampled (evenly spaced) to compute a stack's intensity window.
 WINDOW_SAMPLE_FRAMES = 16
@@ -162,7 +162,4 @@ class FrameSource:
             rgb = torch.from_numpy(apply_window(frame, win)).permute(2, 0, 1)[None]
             x = F.interpolate(rgb, size=(size, size), mode="bicubic", align_corners=False, antialias=True)
             x = x.clamp(0.0, 1.0)
-        x = x.to(device)
-        mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
-        return ((x - mean) / std).to(dtype)
+        return normalize(x.to(device), dtype)

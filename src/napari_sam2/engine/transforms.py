@@ -22,8 +22,13 @@ def image_to_tensor(rgb01: np.ndarray, size: int, device: torch.device, dtype: t
     """
     x = torch.from_numpy(np.ascontiguousarray(rgb01, dtype=np.float32)).permute(2, 0, 1)[None].to(device)
     x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    return normalize(x, dtype)
+
+
+def normalize(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, 3, S, S) RGB in [0, 1] -> ImageNet-normalised tensor of ``dtype``."""
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
     return ((x - mean) / std).to(dtype)
 
 

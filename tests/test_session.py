@@ -261,3 +261,16 @@ def test_disk_embedding_store_is_reused_and_guarded(tiny_model, stack, tmp_path)
     s2.close()
     with pytest.raises(ImageDataError, match="different stack or model"):
         tiny_model.open_stack(stack[:, ::2], embedding_store=store)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_sessions_run(tiny_checkpoint, stack, dtype):
+    import napari_sam2
+
+    model = napari_sam2.load_model(tiny_checkpoint, device="cpu", dtype=dtype)
+    s = model.open_stack(stack)
+    s.set_prompts(1, 1, points=[[5, 5]])
+    s.set_prompts(2, 2, mask=np.pad(np.ones((10, 10), bool), ((5, H - 15), (5, W - 15))))
+    assert [f for f, _ in s.propagate(direction="both", max_frames=2)] == [1, 2, 3, 1, 0]
+    assert s.logits(3, 2).dtype == np.float32
+    s.close()

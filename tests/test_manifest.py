@@ -12,6 +12,20 @@ def test_manifest_is_valid_and_discoverable():
     assert pm.name == "napari-sam2"
     keys = {s.key for s in pm.contributions.sample_data}
     assert keys == {"timelapse", "zstack"}
+    (widget,) = pm.contributions.widgets
+    assert widget.display_name == "SAM 2 (click, propagate, correct)"
+    command = next(c for c in pm.contributions.commands if c.id == widget.command)
+    assert command.python_name == "napari_sam2.gui:Sam2Widget"
+    assert [m.command for m in pm.contributions.menus["napari/layers/segment"]] == [widget.command]
+
+
+def test_manifest_commands_resolve():
+    from npe2 import PluginManifest
+    from npe2.manifest.utils import import_python_name
+
+    pm = PluginManifest.from_distribution("napari-sam2")  # parsing validates the schema
+    for command in pm.contributions.commands:  # every python_name resolves
+        assert callable(import_python_name(command.python_name))
 
 
 def test_sample_data_commands():

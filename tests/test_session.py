@@ -76,6 +76,21 @@ def test_objects_added_after_propagation_and_removed(session):
     assert session.object_ids == []
 
 
+def test_has_embedding_and_frames_with_output(session):
+    assert not session.has_embedding(3) and session.frames_with_output() == []
+    session.set_prompts(3, 1, points=[[10, 12]])
+    assert session.has_embedding(3) and not session.has_embedding(4)
+    assert session.frames_with_output() == [3] == session.frames_with_output(1)
+    list(session.propagate(max_frames=2))
+    session.set_prompts(0, 2, box=(2, 2, 30, 30))
+    assert session.frames_with_output(1) == [3, 4, 5] and session.frames_with_output(2) == [0]
+    assert session.frames_with_output() == [0, 3, 4, 5]
+    with pytest.raises(PromptError, match="outside the stack"):
+        session.has_embedding(T)
+    with pytest.raises(PromptError, match="unknown object id 9"):
+        session.frames_with_output(9)
+
+
 def test_closing_generator_early_keeps_what_was_done(session):
     session.set_prompts(0, 1, points=[[10, 12]])
     gen = session.propagate()

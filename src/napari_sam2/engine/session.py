@@ -97,6 +97,10 @@ class TrackingSession:
         self.embeddings.put(frame, emb)
         return emb
 
+    def has_embedding(self, frame: int) -> bool:
+        """Whether ``frame``'s embedding is in the memory cache (so a prompt on it is quick)."""
+        return self._check_frame(frame) in self.embeddings
+
     def _grid_position(self) -> torch.Tensor:
         g = self.net.cfg.feat_size
         pe = self.net.image_encoder.neck.position_encoding.grid(g, g, self.net.device)
@@ -359,6 +363,11 @@ class TrackingSession:
             if any(frame in t.frames_with_output() for t in self._objects.values()):
                 out[frame] = self.frame_labels(frame, dtype)
         return out
+
+    def frames_with_output(self, obj_id: int | None = None) -> list[int]:
+        """Sorted frames that have a result for ``obj_id`` (or for any object)."""
+        tracks = self._objects.values() if obj_id is None else [self._track(obj_id)]
+        return sorted(set().union(*(t.frames_with_output() for t in tracks)))
 
     def prompts(self) -> dict[int, dict[int, Prompts]]:
         """Every prompt of the session: ``{obj_id: {frame: Prompts}}`` (a copy)."""

@@ -1,0 +1,236 @@
+"""One model job at a time, off the GUI thread, with coalescing and cancel.
+
+Every job is a generator function run by a napari thread worker. What it
+yields arrives on the GUI thread (``on_yield``), so results can be written
+into layers as they come. Jobs are queued under a key: submitting a job whose
+key is already waiting replaces the waiting one in place (the latest state
+wins) and, because a job's generator function is only built when the job
+starts (``prepare``), it always sees the newest prompts.
+
+Cancelling or shutting down asks the running worker to quit. A generator
+worker stops at its next ``yield`` (within one frame for propagation) and
+:class:`ClosingGeneratorWorker` then closes the job's generator on the worker
+thread, so the engine's own generators finish cleanly (their ``finally``
+blocks run, frames already done stay done).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from napari.qt.threading import GeneratorWorker, create_worker
+
+log = logging.getLogger(__name__)
+
+
+class ClosingGeneratorWorker(GeneratorWorker):
+    """A generator worker that always closes its generator on the worker thread when it stops."""
+
+    def work(self):  # noqa: D102 - see GeneratorWorker.work
+        try:
+            return super().work()
+        finally:
+            self._gen.close()
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+
+
+def _guarded(func: Callable[..., Iterator[Any]], args: tuple) -> Iterator[Any]:
+    """Run a job's generator; an exception is yielded as :class:`_Failed` instead of raised.
+
+    superqt's workers treat a ``RuntimeError`` (and so :class:`~napari_sam2.CheckpointError`) as
+    "the worker was deleted" and never emit ``finished`` for it, so no exception may leave a job.
+    """
+    try:
+        yield from func(*args)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a notification
+        yield _Failed(exc)
+
+
+@dataclass
+class Job:
+    """A unit of model work.
+
+    Args:
+        key: jobs with equal keys coalesce while waiting.
+        kind: a word for grouping (``"prompt"``, ``"propagate"``, ``"load"`` ...); :meth:`JobRunner.cancel`
+            selects by kind.
+        prepare: called on the GUI thread when the job starts; returns ``(generator_function, args)``
+            or ``None`` when there is nothing to do any more.
+        on_yield: called on the GUI thread with every value the generator yields.
+        on_end: called on the GUI thread when the job has ended (done, failed or cancelled),
+            with ``True`` if it was cancelled.
+        description: shown while the job waits or runs.
+    """
+
+    key: Hashable
+    kind: str
+    prepare: Callable[[], tuple[Callable[..., Iterator[Any]], tuple] | None]
+    on_yield: Callable[[Any], None] = lambda value: None
+    on_end: Callable[[bool], None] | None = None
+    description: str = ""
+    cancelled: bool = field(default=False, init=False)
+
+
+class JobRunner:
+    """Runs :class:`Job` s one at a time in napari thread workers.
+
+    Args:
+        on_error: called on the GUI thread with ``(job, exception)`` when a job fails.
+        on_state: called on the GUI thread with the running job (or ``None``) and the number of
+            waiting jobs, whenever either changes.
+    """
+
+    def __init__(self, on_error: Callable[[Job, BaseException], None],
+                 on_state: Callable[[Job | None, int], None] = lambda job, waiting: None) -> None:
+        self._on_error = on_error
+        self._on_state = on_state
+        self._queue: OrderedDict[Hashable, Job] = OrderedDict()
+        self._current: tuple[Job, GeneratorWorker] | None = None
+        self._closed = False
+        self._starting = False
+        self._after_idle: list[Callable[[], None]] = []
+
+    # ----------------------------------------------------------------- state
+    @property
+    def current(self) -> Job | None:
+        """The running job, if any."""
+        return None if self._current is None else self._current[0]
+
+    @property
+    def waiting(self) -> list[Job]:
+        return list(self._queue.values())
+
+    @property
+    def busy(self) -> bool:
+        return self._current is not None or bool(self._queue)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _state_changed(self) -> None:
+        if not self._closed:
+            self._on_state(self.current, len(self._queue))
+
+    # ------------------------------------------------------------ submitting
+    def submit(self, job: Job) -> None:
+        """Queue ``job``; a waiting job with the same key is replaced in place."""
+        if self._closed:
+            return
+        self._queue[job.key] = job
+        self._start_next()
+        self._state_changed()
+
+    def cancel(self, kinds: tuple[str, ...] | None = None) -> bool:
+        """Drop waiting jobs of ``kinds`` (all if None) and ask a running one of those kinds to quit.
+
+        Returns whether a running job was asked to stop.
+        """
+        for key in [k for k, j in self._queue.items() if kinds is None or j.kind in kinds]:
+            del self._queue[key]
+        stopped = False
+        if self._current is not None and (kinds is None or self._current[0].kind in kinds):
+            job, worker = self._current
+            job.cancelled = True
+            worker.quit()
+            stopped = True
+        self._state_changed()
+        return stopped
+
+    def when_idle(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once nothing runs any more (at once if idle)."""
+        if self._current is None:
+            callback()
+        else:
+            self._after_idle.append(callback)
+
+    def shutdown(self, then: Callable[[], None] | None = None) -> None:
+        """Stop for good: drop the queue, quit the running job, then call ``then``.
+
+        Results that still arrive are ignored. ``then`` runs when the worker has ended (on the GUI
+        thread), or at once if nothing runs.
+        """
+        self._closed = True
+        self._queue.clear()
+        if self._current is not None:
+            self._current[0].cancelled = True
+            self._current[1].quit()
+        if then is not None:
+            self.when_idle(then)
+
+    # --------------------------------------------------------------- running
+    def _start_next(self) -> None:
+        # napari's progress bars call QApplication.processEvents(), so a job's prepare() or a result
+        # handler can re-enter here; the flag keeps it to one worker at a time.
+        if self._starting:
+            return
+        self._starting = True
+        try:
+            while self._current is None and self._queue and not self._closed:
+                _, job = self._queue.popitem(last=False)
+                try:
+                    spec = job.prepare()
+                except Exception as exc:  # noqa: BLE001 - reported, never raised into Qt
+                    self._on_error(job, exc)
+                    self._end(job, cancelled=False)
+                    continue
+                if spec is None:
+                    self._end(job, cancelled=False)
+                    continue
+                func, args = spec
+                worker = create_worker(_guarded, func, args, _worker_class=ClosingGeneratorWorker,
+                                       _ignore_errors=True, _start_thread=False)
+                worker.yielded.connect(partial(self._yielded, job))
+                worker.errored.connect(partial(self._errored, job))
+                worker.finished.connect(partial(self._finished, job))
+                self._current = (job, worker)
+                worker.start()
+        finally:
+            self._starting = False
+
+    def _yielded(self, job: Job, value: Any) -> None:
+        if self._closed:
+            return
+        if isinstance(value, _Failed):
+            self._on_error(job, value.error)
+            return
+        if job.cancelled:
+            return
+        try:
+            job.on_yield(value)
+        except Exception as exc:  # noqa: BLE001
+            self._on_error(job, exc)
+
+    def _errored(self, job: Job, exc: BaseException) -> None:
+        if not self._closed:
+            self._on_error(job, exc)
+
+    def _end(self, job: Job, cancelled: bool) -> None:
+        if job.on_end is not None and not self._closed:
+            try:
+                job.on_end(cancelled)
+            except Exception as exc:  # noqa: BLE001
+                self._on_error(job, exc)
+
+    def _finished(self, job: Job) -> None:
+        if self._current is not None and self._current[0] is job:
+            self._current = None
+        self._end(job, job.cancelled)
+        if self._current is None:
+            callbacks, self._after_idle = self._after_idle, []
+            for callback in callbacks:
+                try:
+                    callback()
+                except Exception:  # noqa: BLE001
+                    log.exception("napari-sam2: clean-up after a job failed")
+        self._start_next()
+        self._state_changed()

@@ -1,0 +1,252 @@
+"""The widget's napari layers and what their content means as SAM 2 prompts.
+
+* ``SAM2 points`` (Points): clicks; features ``obj_id`` and ``positive``.
+  Positive clicks are green discs, negative clicks red crosses; the border
+  has the object's label colour.
+* ``SAM2 boxes`` (Shapes): rectangles are boxes; feature ``obj_id``.
+* ``SAM2 labels`` (Labels): the result, one label id per object, with the
+  data shape of the image (without its colour axis).
+
+A point or box belongs to the object in its ``obj_id`` and to the frame of
+its coordinate on the propagation axis (see :class:`~.stack.StackGeometry`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from napari.layers import Labels, Points, Shapes
+
+from .stack import StackGeometry
+
+POINTS_NAME = "SAM2 points"
+BOXES_NAME = "SAM2 boxes"
+LABELS_NAME = "SAM2 labels"
+POSITIVE_COLOR = np.array([0.2, 1.0, 0.2, 1.0])
+NEGATIVE_COLOR = np.array([1.0, 0.15, 0.15, 1.0])
+
+Key = tuple[int, int]  # (frame, obj_id)
+
+
+@dataclass(frozen=True, eq=False)
+class FramePrompt:
+    """All prompts of one object on one frame, in the engine's (row, col) convention."""
+
+    points: np.ndarray  # (N, 2)
+    labels: np.ndarray  # (N,) 1 positive, 0 negative
+    box: np.ndarray | None = None  # (row0, col0, row1, col1)
+    mask: np.ndarray | None = None  # (H, W) bool
+
+    def kwargs(self) -> dict:
+        """Keyword arguments for ``TrackingSession.set_prompts``."""
+        has_points = len(self.points) > 0
+        return {"points": self.points if has_points else None, "labels": self.labels if has_points else None,
+                "box": self.box, "mask": self.mask}
+
+    def same_as(self, other: FramePrompt | None) -> bool:
+        if other is None:
+            return False
+        return (np.array_equal(self.points, other.points) and np.array_equal(self.labels, other.labels)
+                and _same(self.box, other.box) and self.mask is other.mask)
+
+
+def _same(a, b) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
+
+
+def collect(points: Points | None, shapes: Shapes | None, geometry: StackGeometry,
+            masks: dict[Key, np.ndarray]) -> tuple[dict[Key, FramePrompt], list[str]]:
+    """Group the layers' points and boxes (and the mask prompts) by (frame, object).
+
+    Returns the prompts and notes about what was ignored.
+    """
+    notes: list[str] = []
+    pts: dict[Key, list] = defaultdict(list)
+    off_plane = 0
+    if points is not None and len(points.data):
+        feats = points.features
+        for coord, oid, pos in zip(points.data, feats["obj_id"], feats["positive"], strict=True):
+            frame = geometry.frame_of(coord)
+            if frame is None:
+                off_plane += 1
+                continue
+            pts[(frame, int(oid))].append((coord[-2], coord[-1], 1 if bool(pos) else 0))
+    boxes: dict[Key, np.ndarray] = {}
+    if shapes is not None and len(shapes.data):
+        not_rect = 0
+        for data, kind, oid in zip(shapes.data, shapes.shape_type, shapes.features["obj_id"], strict=True):
+            if kind != "rectangle":
+                not_rect += 1
+                continue
+            frame = geometry.frame_of(data[0])
+            if frame is None:
+                off_plane += 1
+                continue
+            rc = np.asarray(data)[:, -2:]
+            key = (frame, int(oid))
+            if key in boxes:
+                notes.append(f"Object {oid} has several boxes on frame {frame}; SAM 2 takes one, the last is used.")
+            boxes[key] = np.array([*rc.min(axis=0), *rc.max(axis=0)], np.float32)
+        if not_rect:
+            notes.append(f"{not_rect} shape(s) in '{shapes.name}' are not rectangles and are ignored; draw boxes "
+                         f"with the rectangle tool.")
+    if off_plane:
+        held = ", ".join(f"axis {a} = {i}" for a, i in sorted(geometry.fixed.items()))
+        notes.append(f"{off_plane} prompt(s) lie outside the tracked plane ({held}) and are ignored; press "
+                     f"Reset to start over in the plane shown now.")
+    out: dict[Key, FramePrompt] = {}
+    for key in set(pts) | set(boxes) | set(masks):
+        p = np.asarray(pts.get(key, []), np.float64).reshape(-1, 3)
+        out[key] = FramePrompt(p[:, :2].astype(np.float32), p[:, 2].astype(np.int32), boxes.get(key), masks.get(key))
+    return out, notes
+
+
+class PromptLayers:
+    """Finds, creates and styles the Points, Shapes and Labels layers of the widget."""
+
+    def __init__(self, viewer) -> None:
+        self.viewer = viewer
+        self.points: Points | None = None
+        self.shapes: Shapes | None = None
+        self.labels: Labels | None = None
+
+    def owns(self, layer) -> bool:
+        return layer is not None and any(layer is x for x in (self.points, self.shapes, self.labels))
+
+    def forget(self, layer) -> str | None:
+        """Drop a layer that left the viewer; returns which one it was."""
+        for attr in ("points", "shapes", "labels"):
+            if getattr(self, attr) is layer:
+                setattr(self, attr, None)
+                return attr
+        return None
+
+    def _find(self, name: str, kind: type, fits: Callable) -> object | None:
+        for layer in self.viewer.layers:
+            if layer.name == name and isinstance(layer, kind) and fits(layer):
+                return layer
+        return None
+
+    def ensure(self, image, geometry: StackGeometry, on_points: Callable, on_shapes: Callable,
+               on_defaults: Callable) -> list[str]:
+        """Reuse or create the three layers for ``image``; returns the names of created ones."""
+        created = []
+        common = {"scale": image.scale, "translate": image.translate}
+        size = max(4.0, min(geometry.frame_hw) / 40)
+        if self.labels is None or self.labels.data.shape != geometry.shape:
+            self.labels = self._find(LABELS_NAME, Labels, lambda x: x.data.shape == geometry.shape)
+            if self.labels is None:
+                self.labels = self.viewer.add_labels(np.zeros(geometry.shape, np.uint16), name=LABELS_NAME,
+                                                     opacity=0.5, **common)
+                created.append(self.labels.name)
+        if self.shapes is None or self.shapes.ndim != geometry.ndim:
+            if self.shapes is not None:
+                self.shapes.events.data.disconnect(on_shapes)
+            self.shapes = self._find(BOXES_NAME, Shapes, lambda x: x.ndim == geometry.ndim and "obj_id" in x.features)
+            if self.shapes is None:
+                self.shapes = self.viewer.add_shapes(ndim=geometry.ndim, name=BOXES_NAME, face_color=[0, 0, 0, 0],
+                                                     edge_width=max(1.0, size / 4),
+                                                     features={"obj_id": np.zeros(0, int)}, **common)
+                self.shapes.current_face_color = [0, 0, 0, 0]
+                created.append(self.shapes.name)
+            self.shapes.events.data.connect(on_shapes)
+        if self.points is None or self.points.ndim != geometry.ndim:
+            if self.points is not None:
+                self.points.events.data.disconnect(on_points)
+                self.points.events.current_properties.disconnect(on_defaults)
+            self.points = self._find(POINTS_NAME, Points,
+                                     lambda x: x.ndim == geometry.ndim and {"obj_id", "positive"} <= set(x.features))
+            if self.points is None:
+                self.points = self.viewer.add_points(
+                    ndim=geometry.ndim, name=POINTS_NAME, size=size, border_width=0.2, out_of_slice_display=False,
+                    features={"obj_id": np.zeros(0, int), "positive": np.zeros(0, bool)}, **common)
+                created.append(self.points.name)
+                self.points.mode = "add"
+            self.points.events.data.connect(on_points)
+            self.points.events.current_properties.connect(on_defaults)
+        return created
+
+    def disconnect(self, on_points: Callable, on_shapes: Callable, on_defaults: Callable) -> None:
+        if self.points is not None:
+            self.points.events.data.disconnect(on_points)
+            self.points.events.current_properties.disconnect(on_defaults)
+        if self.shapes is not None:
+            self.shapes.events.data.disconnect(on_shapes)
+
+    def set_defaults(self, obj_id: int, positive: bool) -> None:
+        """The object (and polarity) that new points and boxes get."""
+        if self.points is not None:
+            self.points.feature_defaults = {"obj_id": obj_id, "positive": positive}
+        if self.shapes is not None:
+            self.shapes.feature_defaults = {"obj_id": obj_id}
+        if self.labels is not None:
+            self.labels.selected_label = obj_id
+
+    def restyle(self) -> None:
+        """Colour points by polarity (border: object colour) and boxes by object colour."""
+        color = self.labels.get_color if self.labels is not None else (lambda i: np.array([1.0, 1.0, 0.0, 1.0]))
+        pts = self.points
+        if pts is not None and len(pts.data):
+            pos = pts.features["positive"].to_numpy(bool)
+            pts.face_color = np.where(pos[:, None], POSITIVE_COLOR, NEGATIVE_COLOR)
+            pts.symbol = np.where(pos, "disc", "x")
+            pts.border_color = np.array([color(int(i)) for i in pts.features["obj_id"]])
+        shp = self.shapes
+        if shp is not None and len(shp.data):
+            shp.edge_color = np.array([color(int(i)) for i in shp.features["obj_id"]])
+
+    def flip_selected(self) -> bool:
+        """Switch the polarity of the selected points; returns whether any was selected."""
+        pts = self.points
+        sel = sorted(pts.selected_data) if pts is not None else []
+        if not sel:
+            return False
+        feats = pts.features.copy()
+        feats.loc[feats.index[sel], "positive"] = ~feats["positive"].to_numpy(bool)[sel]
+        pts.features = feats
+        return True
+
+    def remove_object(self, obj_id: int) -> None:
+        """Remove the points and boxes of ``obj_id``."""
+        for layer in (self.points, self.shapes):
+            if layer is not None and len(layer.data):
+                idx = np.flatnonzero(layer.features["obj_id"].to_numpy() == obj_id).tolist()
+                if idx:
+                    layer.remove(idx)
+
+    def clear_frame(self, geometry: StackGeometry, frame: int, obj_id: int) -> None:
+        """Remove the points and boxes of ``obj_id`` on ``frame``."""
+        for layer, coords in ((self.points, lambda d: d), (self.shapes, lambda d: d[0])):
+            if layer is not None and len(layer.data):
+                ids = layer.features["obj_id"].to_numpy()
+                idx = [i for i, d in enumerate(layer.data) if ids[i] == obj_id and geometry.frame_of(coords(d)) == frame]
+                if idx:
+                    layer.remove(idx)
+
+    def fill(self, objects, geometry: StackGeometry) -> None:
+        """Replace the points and boxes with those of ``objects`` (``ObjectPrompts`` of a prompt file)."""
+        for layer in (self.points, self.shapes):
+            if layer is not None and len(layer.data):
+                layer.remove(list(range(len(layer.data))))
+        defaults = (self.points.feature_defaults.iloc[0].to_dict(), self.shapes.feature_defaults.iloc[0].to_dict())
+        for obj in objects:
+            for frame, p in sorted(obj.frames.items()):
+                for positive in (True, False):
+                    rc = np.asarray(p.points)[np.asarray(p.labels) == int(positive)]
+                    if len(rc):
+                        self.points.feature_defaults = {"obj_id": obj.obj_id, "positive": positive}
+                        self.points.add(geometry.coords(frame, rc))
+                if p.box is not None:
+                    r0, c0, r1, c1 = p.box
+                    self.shapes.feature_defaults = {"obj_id": obj.obj_id}
+                    self.shapes.add_rectangles(geometry.coords(frame, [[r0, c0], [r0, c1], [r1, c1], [r1, c0]]))
+        self.points.feature_defaults, self.shapes.feature_defaults = defaults
+
+    def write(self, geometry: StackGeometry, frame: int, labels: np.ndarray) -> None:
+        """Put one frame's labels into the Labels layer and redraw it."""
+        if self.labels is not None:
+            self.labels.data[geometry.index(frame)] = labels
+            self.labels.refresh()

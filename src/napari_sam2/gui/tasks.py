@@ -1,0 +1,119 @@
+"""The model work behind the widget, as plain generators over engine objects.
+
+Nothing here knows Qt or napari: each function is a short sequence of
+engine calls (the same ones you would type in napari's console, see
+docs/console.md) that yields what the GUI should show. The widget runs them
+in thread workers (:mod:`.jobs`) and writes what they yield into its layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..engine.prompt_file import ObjectPrompts, save_prompts, session_objects
+from ..engine.session import TrackingSession
+
+
+@dataclass(frozen=True)
+class Status:
+    """A line for the busy indicator."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class FrameLabels:
+    """The label image of one frame, computed from the session."""
+
+    frame: int
+    labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A model has been loaded."""
+
+    model: object
+    source: str
+
+
+@dataclass(frozen=True)
+class Saved:
+    """Prompts were written to ``path``."""
+
+    path: str
+    n_objects: int
+
+
+def load(source, device, dtype, progress) -> Iterator[Status | Loaded]:
+    """``napari_sam2.load_model(source, device, dtype, progress)``."""
+    from ..loading import load_model
+
+    yield Status(f"Loading {Path(str(source)).name} …")
+    model = load_model(source, device=device, dtype=dtype, progress=progress)
+    yield Loaded(model, str(source))
+
+
+def segment(session: TrackingSession, frame: int, obj_id: int, prompt) -> Iterator[Status | FrameLabels]:
+    """Set (or, with ``prompt=None``, clear) the prompts of one object on one frame.
+
+    ``prompt`` has the keyword arguments of ``session.set_prompts`` in ``prompt.kwargs()``.
+    """
+    if prompt is None:
+        if obj_id not in session.object_ids:
+            return
+        session.clear_prompts(frame, obj_id)
+    else:
+        if not session.has_embedding(frame):
+            yield Status(f"Computing the image embedding of frame {frame} (first visit) …")
+        yield Status(f"Segmenting object {obj_id} on frame {frame} …")
+        session.set_prompts(frame, obj_id, **prompt.kwargs())
+    yield FrameLabels(frame, session.frame_labels(frame))
+
+
+def propagate(session: TrackingSession, runs: list[tuple[int, str, int]]) -> Iterator[FrameLabels]:
+    """``session.propagate(start, direction, max_frames)`` for each run; one result per frame.
+
+    If the worker stops early, the generator is closed at a ``yield``; the engine's generator is
+    closed with it and keeps every frame done so far.
+    """
+    for start, direction, max_frames in runs:
+        frames = session.propagate(start=start, direction=direction, max_frames=max_frames)
+        try:
+            for frame, _masks in frames:
+                yield FrameLabels(frame, session.frame_labels(frame))
+        finally:
+            frames.close()
+
+
+def remove_object(session: TrackingSession, obj_id: int) -> Iterator[FrameLabels]:
+    """``session.remove_object(obj_id)``, then the new labels of every frame it was on."""
+    if obj_id not in session.object_ids:
+        return
+    frames = session.frames_with_output(obj_id)
+    session.remove_object(obj_id)
+    for frame in frames:
+        yield FrameLabels(frame, session.frame_labels(frame))
+
+
+def redraw(session: TrackingSession) -> Iterator[FrameLabels]:
+    """The labels of every frame that has a result (to refill a re-created Labels layer)."""
+    for frame in session.frames_with_output():
+        yield FrameLabels(frame, session.frame_labels(frame))
+
+
+def reset(session: TrackingSession) -> Iterator[Status]:
+    """``session.reset()``: forget every object (frame embeddings stay cached)."""
+    session.reset()
+    yield Status("Session reset.")
+
+
+def save(session: TrackingSession, path: str, names: dict[int, str], axis: int | None) -> Iterator[Saved]:
+    """``save_prompts(path, session_objects(session, names), ...)``."""
+    objects: list[ObjectPrompts] = session_objects(session, names)
+    save_prompts(path, objects, session.frame_shape, session.num_frames, axis=axis)
+    yield Saved(str(path), len(objects))

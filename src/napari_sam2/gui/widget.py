@@ -1,0 +1,271 @@
+"""The dock widget: layout and wiring only; the work is done by :class:`~.controller.Sam2Controller`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from napari.layers import Image
+from qtpy.QtCore import QEvent, QTimer
+from qtpy.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .controller import Sam2Controller
+from .model_picker import ModelPicker
+from .objects import ObjectsList
+from .stack import axis_names, candidate_axes, default_axis
+
+if TYPE_CHECKING:
+    import napari
+
+
+def _row(*widgets) -> QHBoxLayout:
+    row = QHBoxLayout()
+    for w in widgets:
+        row.addWidget(w)
+    return row
+
+
+class Sam2Widget(QWidget):
+    """SAM 2 (click, propagate, correct): prompts from napari layers, results in a Labels layer."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.controller = ctl = Sam2Controller(napari_viewer)
+        self._images: list[Image] = []
+
+        # image and axis
+        self.image_combo = QComboBox()
+        self.axis_combo = QComboBox()
+        self.axis_combo.setToolTip("The axis to propagate along (t or z); taken from the layer's axis labels")
+        self.geometry_label = QLabel()
+        self.geometry_label.setWordWrap(True)
+        image_box = QGroupBox("Image")
+        form = QFormLayout(image_box)
+        form.addRow("Layer", self.image_combo)
+        form.addRow("Propagate along", self.axis_combo)
+        form.addRow(self.geometry_label)
+
+        self.model_picker = ModelPicker()
+        model_box = QGroupBox("Model")
+        QVBoxLayout(model_box).addWidget(self.model_picker)
+
+        self.objects_list = ObjectsList()
+        objects_box = QGroupBox("Objects")
+        QVBoxLayout(objects_box).addWidget(self.objects_list)
+
+        # prompts
+        self.positive_button = QRadioButton("● positive")
+        self.negative_button = QRadioButton("✕ negative")
+        self.positive_button.setChecked(True)
+        polarity = QButtonGroup(self)
+        polarity.addButton(self.positive_button)
+        polarity.addButton(self.negative_button)
+        self.mask_button = QPushButton("Use painted mask")
+        self.mask_button.setToolTip("Send the selected object's pixels in 'SAM2 labels' on this frame as a mask prompt")
+        self.clear_button = QPushButton("Clear frame")
+        self.clear_button.setToolTip("Remove the selected object's prompts on this frame")
+        hint = QLabel("Click in 'SAM2 points' (T: switch polarity, F: flip the selected points); draw rectangles "
+                      "in 'SAM2 boxes'.")
+        hint.setWordWrap(True)
+        prompts_box = QGroupBox("Prompts")
+        box = QVBoxLayout(prompts_box)
+        box.addLayout(_row(QLabel("Next points:"), self.positive_button, self.negative_button))
+        box.addWidget(hint)
+        box.addLayout(_row(self.mask_button, self.clear_button))
+
+        # propagation
+        self.backward_button = QPushButton("◀ Backward")
+        self.both_button = QPushButton("◀ Both ▶")
+        self.forward_button = QPushButton("Forward ▶")
+        self.first_spin, self.last_spin = QSpinBox(), QSpinBox()
+        self.follow_check = QCheckBox("follow")
+        self.follow_check.setChecked(True)
+        self.follow_check.setToolTip("Show each frame as its result arrives")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the propagation (or download) after the current frame; results are kept")
+        prop_box = QGroupBox("Propagate")
+        box = QVBoxLayout(prop_box)
+        box.addLayout(_row(self.backward_button, self.both_button, self.forward_button))
+        box.addLayout(_row(QLabel("frames"), self.first_spin, QLabel("to"), self.last_spin, self.follow_check))
+        box.addWidget(self.cancel_button)
+
+        # files
+        self.save_button = QPushButton("Save prompts…")
+        self.load_button = QPushButton("Load prompts…")
+        self.reset_button = QPushButton("Reset")
+        self.reset_button.setToolTip("Start a new session in the plane shown now; prompts are kept and re-sent")
+        files_box = QGroupBox("Prompt file (JSON)")
+        files_box.setLayout(_row(self.save_button, self.load_button, self.reset_button))
+
+        self.busy_bar = QProgressBar()
+        self.busy_bar.setRange(0, 0)
+        self.busy_bar.setMaximumHeight(8)
+        self.busy_bar.setTextVisible(False)
+        self.busy_bar.hide()
+        self.status_label = QLabel("idle")
+        self.status_label.setWordWrap(True)
+
+        layout = QVBoxLayout(self)
+        for w in (image_box, model_box, objects_box, prompts_box, prop_box, files_box, self.busy_bar,
+                  self.status_label):
+            layout.addWidget(w)
+        layout.addStretch(1)
+
+        # wiring
+        self._objects_timer = QTimer(self, singleShot=True, interval=0)
+        self._objects_timer.timeout.connect(self._show_objects)
+        self.image_combo.currentIndexChanged.connect(self._image_chosen)
+        self.axis_combo.currentIndexChanged.connect(self._axis_chosen)
+        self.model_picker.load_requested.connect(ctl.load_model)
+        self.model_picker.source.currentIndexChanged.connect(self._model_choice_changed)
+        self.model_picker.device.currentIndexChanged.connect(self._model_choice_changed)
+        self.model_picker.precision.currentIndexChanged.connect(self._model_choice_changed)
+        self.objects_list.add_clicked.connect(lambda: ctl.add_object())
+        self.objects_list.selected.connect(ctl.select_object)
+        self.objects_list.renamed.connect(ctl.rename_object)
+        self.objects_list.delete_clicked.connect(ctl.delete_object)
+        self.positive_button.toggled.connect(ctl.set_positive)
+        self.mask_button.clicked.connect(ctl.use_painted_mask)
+        self.clear_button.clicked.connect(ctl.clear_frame)
+        self.backward_button.clicked.connect(lambda: self.propagate("backward"))
+        self.both_button.clicked.connect(lambda: self.propagate("both"))
+        self.forward_button.clicked.connect(lambda: self.propagate("forward"))
+        self.follow_check.toggled.connect(lambda on: setattr(ctl, "follow", on))
+        self.cancel_button.clicked.connect(ctl.cancel)
+        self.save_button.clicked.connect(self._save_clicked)
+        self.load_button.clicked.connect(self._load_clicked)
+        self.reset_button.clicked.connect(ctl.rebind)
+        ctl.status.connect(self._show_status)
+        ctl.objects_changed.connect(self._objects_timer.start)
+        ctl.polarity_changed.connect(self._show_polarity)
+        ctl.geometry_changed.connect(self._geometry_changed)
+        ctl.model_changed.connect(self.model_picker.show_loaded)
+
+        events = napari_viewer.layers.events
+        for ev in (events.inserted, events.removed, events.moved):
+            ev.connect(self._refresh_images)
+        self._model_choice_changed()
+        self._refresh_images()
+        self._show_objects()
+        controller = self.controller
+        self.destroyed.connect(lambda *_: _teardown(controller, napari_viewer, self._refresh_images))
+
+    # ---------------------------------------------------------------- image
+    def _refresh_images(self, event=None) -> None:
+        """Keep the image picker in step with the viewer's Image layers (and their names)."""
+        if self.controller.viewer is None:
+            return
+        current = self.controller.image
+        images = [layer for layer in self.viewer.layers if isinstance(layer, Image)]
+        for layer in images:
+            layer.events.name.connect(self._refresh_images)
+        self._images = images
+        self.image_combo.blockSignals(True)
+        self.image_combo.clear()
+        self.image_combo.addItems([layer.name for layer in images])
+        if current not in images:
+            active = self.viewer.layers.selection.active
+            current = active if active in images else (images[0] if images else None)
+        index = images.index(current) if current is not None else -1
+        self.image_combo.setCurrentIndex(index)
+        self.image_combo.blockSignals(False)
+        self._image_chosen(index)
+
+    def _image_chosen(self, index: int) -> None:
+        layer = self._images[index] if 0 <= index < len(self._images) else None
+        if layer is self.controller.image:
+            return
+        self.axis_combo.blockSignals(True)
+        self.axis_combo.clear()
+        if layer is not None and candidate_axes(layer):
+            names = axis_names(layer)
+            for ax in candidate_axes(layer):
+                self.axis_combo.addItem(f"{names[ax]} (axis {ax})", ax)
+            self.axis_combo.setCurrentIndex(candidate_axes(layer).index(default_axis(layer)))
+            self.axis_combo.setEnabled(True)
+        else:
+            self.axis_combo.addItem("— (2-D image)", None)
+            self.axis_combo.setEnabled(False)
+        self.axis_combo.blockSignals(False)
+        self.controller.axis_choice = self.axis_combo.currentData()
+        self.controller.set_image(layer)
+
+    def _axis_chosen(self, index: int) -> None:
+        self.controller.set_axis(self.axis_combo.itemData(index))
+
+    def _geometry_changed(self, text: str) -> None:
+        self.geometry_label.setText(text)
+        geo = self.controller.geometry
+        n = 1 if geo is None else geo.num_frames
+        for spin, value in ((self.first_spin, 0), (self.last_spin, n - 1)):
+            spin.setRange(0, n - 1)
+            spin.setValue(value)
+
+    # ----------------------------------------------------------- the rest
+    def _model_choice_changed(self, *_) -> None:
+        self.controller.model_choice = self.model_picker.choice()
+
+    def _show_objects(self) -> None:
+        ctl = self.controller
+        if ctl.viewer is None:
+            return
+        labels = ctl.layers.labels
+        color = labels.get_color if labels is not None else (lambda i: (1.0, 1.0, 0.0, 1.0))
+        self.objects_list.show_objects(ctl.objects, ctl.current_obj, color)
+
+    def _show_polarity(self, positive: bool) -> None:
+        (self.positive_button if positive else self.negative_button).setChecked(True)
+
+    def _show_status(self, text: str) -> None:
+        self.status_label.setText(text or "idle")
+        self.busy_bar.setVisible(bool(text))
+
+    def propagate(self, direction: str) -> None:
+        """Propagate in ``direction`` over the frame range of the spin boxes."""
+        self.controller.propagate(direction, self.first_spin.value(), self.last_spin.value())
+
+    def _save_clicked(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save SAM 2 prompts", "prompts.json", "JSON (*.json)")
+        if path:
+            self.controller.save_prompts(path)
+
+    def _load_clicked(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load SAM 2 prompts", "", "JSON (*.json);;All files (*)")
+        if path:
+            self.controller.load_prompts(path)
+
+    def event(self, event) -> bool:
+        # napari's "remove dock widget" (the dock's close button) un-parents the widget: stop the work.
+        if event.type() == QEvent.Type.ParentChange and self.parent() is None:
+            _teardown(self.controller, self.viewer, self._refresh_images)
+        return super().event(event)
+
+
+def _teardown(controller: Sam2Controller, viewer, refresh) -> None:
+    """Stop jobs and disconnect from the viewer (safe to call twice, also after Qt deleted the widget)."""
+    if controller.viewer is None:
+        return
+    try:
+        events = viewer.layers.events
+        for ev in (events.inserted, events.removed, events.moved):
+            ev.disconnect(refresh)
+        for layer in viewer.layers:
+            layer.events.name.disconnect(refresh)
+    except (RuntimeError, AttributeError, ValueError):
+        pass
+    controller.shutdown()

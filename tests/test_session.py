@@ -289,3 +289,16 @@ def test_half_precision_sessions_run(tiny_checkpoint, stack, dtype):
     assert [f for f, _ in s.propagate(direction="both", max_frames=2)] == [1, 2, 3, 1, 0]
     assert s.logits(3, 2).dtype == np.float32
     s.close()
+
+
+def test_large_label_images_are_file_backed(session, monkeypatch):
+    from napari_sam2.engine import store
+
+    session.set_prompts(2, 1, points=[[10, 12]])
+    list(session.propagate(max_frames=3))
+    in_ram = session.labels()
+    monkeypatch.setattr(store, "LABELS_IN_MEMORY_BYTES", 1024)
+    on_disk = session.labels()
+    assert isinstance(on_disk, np.memmap)
+    np.testing.assert_array_equal(np.asarray(on_disk), in_ram)
+    assert in_ram[2:6].any() and not in_ram[:2].any()

@@ -358,11 +358,9 @@ class TrackingSession:
 
     def labels(self, dtype=np.uint16) -> np.ndarray:
         """(T, H, W) label image (see :meth:`frame_labels`); file-backed when it would be large."""
-        out = self._store.new_labels((self.num_frames, *self.frame_shape), dtype)
-        for frame in range(self.num_frames):
-            if any(frame in t.frames_with_output() for t in self._objects.values()):
-                out[frame] = self.frame_labels(frame, dtype)
-        return out
+        done = set().union(*(t.frames_with_output() for t in self._objects.values()))
+        makers = {f: (lambda f=f: self.frame_labels(f, dtype)) for f in done}
+        return self._store.labels((self.num_frames, *self.frame_shape), dtype, makers)
 
     def frames_with_output(self, obj_id: int | None = None) -> list[int]:
         """Sorted frames that have a result for ``obj_id`` (or for any object)."""

@@ -55,12 +55,28 @@ class LogitStore:
         for obj_id in list(self._arrays):
             self.drop(obj_id)
 
-    def new_labels(self, shape: tuple[int, ...], dtype) -> np.ndarray:
-        """A zeroed label array: in RAM when small, a file-backed memmap when large."""
+    def labels(self, shape: tuple[int, int, int], dtype, frames: dict[int, callable]) -> np.ndarray:
+        """A (T, H, W) label array filled by ``frames[t]()`` for the frames that have labels.
+
+        Small arrays live in RAM. Large ones are written frame by frame to a
+        sparse file with ordinary file writes and returned as a memmap, so
+        writing them does not map the whole array into this process (its
+        resident memory stays bounded); pages are mapped only when read.
+        """
         nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
         if nbytes <= LABELS_IN_MEMORY_BYTES:
-            return np.zeros(shape, dtype)
-        return np.memmap(self.folder / "labels.bin", dtype=dtype, mode="w+", shape=shape)
+            out = np.zeros(shape, dtype)
+            for t, make in frames.items():
+                out[t] = make()
+            return out
+        path = self.folder / "labels.bin"
+        frame_bytes = nbytes // shape[0]
+        with open(path, "wb") as fh:
+            fh.truncate(nbytes)  # sparse: unwritten frames read as zeros and take no disk
+            for t, make in sorted(frames.items()):
+                fh.seek(t * frame_bytes)
+                fh.write(np.ascontiguousarray(make(), dtype=dtype).tobytes())
+        return np.memmap(path, dtype=dtype, mode="r+", shape=shape)
 
     def close(self) -> None:
         self._arrays.clear()

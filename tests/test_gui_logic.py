@@ -1,4 +1,4 @@
-"""The widget's logic without a viewer: frame geometry, layer content as prompts, run plans, the job runner."""
+"""The widget logic without a viewer: geometry, layer content as prompts, run plans, the job runner."""
 
 from __future__ import annotations
 
@@ -15,16 +15,19 @@ from napari_sam2.gui.propagation import plan_runs, run_length
 from napari_sam2.gui.stack import StackGeometry, default_axis
 
 
-@pytest.mark.parametrize(("shape", "labels", "rgb", "axis"), [
-    ((5, 40, 50), ("t", "y", "x"), False, 0),
-    ((5, 8, 40, 50), ("t", "z", "y", "x"), False, 0),
-    ((8, 5, 40, 50), ("z", "t", "y", "x"), False, 1),  # t is preferred over z
-    ((8, 5, 40, 50), ("c", "z", "y", "x"), False, 1),
-    ((8, 5, 40, 50), None, False, 0),
-    ((40, 50), None, False, None),
-    ((4, 40, 50, 3), ("t", "y", "x"), True, 0),
-    ((40, 50, 3), None, True, None),
-])
+@pytest.mark.parametrize(
+    ("shape", "labels", "rgb", "axis"),
+    [
+        ((5, 40, 50), ("t", "y", "x"), False, 0),
+        ((5, 8, 40, 50), ("t", "z", "y", "x"), False, 0),
+        ((8, 5, 40, 50), ("z", "t", "y", "x"), False, 1),  # t is preferred over z
+        ((8, 5, 40, 50), ("c", "z", "y", "x"), False, 1),
+        ((8, 5, 40, 50), None, False, 0),
+        ((40, 50), None, False, None),
+        ((4, 40, 50, 3), ("t", "y", "x"), True, 0),
+        ((40, 50, 3), None, True, None),
+    ],
+)
 def test_default_axis(shape, labels, rgb, axis):
     kwargs = {"axis_labels": labels} if labels else {}
     layer = Image(np.zeros(shape, np.uint8), rgb=rgb, **kwargs)
@@ -39,17 +42,23 @@ def test_geometry_maps_points_frames_and_labels():
     assert geo.index(2) == (2, 3, slice(None), slice(None))
     np.testing.assert_array_equal(geo.coords(2, [[5, 6]]), [[2, 3, 5, 6]])
     z = StackGeometry.from_layer(layer, 1, position=[2, 3, 10, 10])
-    assert z.axis == 1 and z.fixed == {0: 2} and z.describe(["t", "z", "y", "x"]) == "along z (8 frames), t = 2"
+    assert (
+        z.axis == 1 and z.fixed == {0: 2} and z.describe(["t", "z", "y", "x"]) == "along z (8 frames), t = 2"
+    )
     rgb = StackGeometry.from_layer(Image(np.zeros((40, 50, 3), np.uint8), rgb=True), 0)
     assert rgb.axis is None and rgb.shape == (40, 50) and rgb.num_frames == 1 and rgb.frame_of([3, 4]) == 0
 
 
 def test_collect_groups_prompts_by_frame_and_object():
     geo = StackGeometry((5, 40, 50), 0)
-    points = Points(np.array([[1, 5, 6], [1, 7, 8], [2, 9, 9], [1, 3, 3.0]]),
-                    features={"obj_id": [1, 1, 1, 2], "positive": [True, False, True, True]})
+    points = Points(
+        np.array([[1, 5, 6], [1, 7, 8], [2, 9, 9], [1, 3, 3.0]]),
+        features={"obj_id": [1, 1, 1, 2], "positive": [True, False, True, True]},
+    )
     rect = np.array([[3, 10, 10], [3, 10, 30], [3, 20, 30], [3, 20, 10]])
-    shapes = Shapes([rect, rect + [0, 1, 1]], shape_type=["rectangle", "ellipse"], features={"obj_id": [2, 2]})
+    shapes = Shapes(
+        [rect, rect + [0, 1, 1]], shape_type=["rectangle", "ellipse"], features={"obj_id": [2, 2]}
+    )
     mask = np.zeros((40, 50), bool)
     prompts, notes = collect(points, shapes, geo, {(4, 3): mask})
     assert sorted(prompts) == [(1, 1), (1, 2), (2, 1), (3, 2), (4, 3)]
@@ -57,21 +66,26 @@ def test_collect_groups_prompts_by_frame_and_object():
     assert p.points.tolist() == [[5, 6], [7, 8]] and p.labels.tolist() == [1, 0] and p.box is None
     assert prompts[(3, 2)].box.tolist() == [10, 10, 20, 30] and len(prompts[(3, 2)].points) == 0
     assert prompts[(4, 3)].mask is mask and prompts[(4, 3)].kwargs()["points"] is None
-    assert notes == ["1 shape(s) in 'Shapes' are not rectangles and are ignored; draw boxes with the rectangle tool."]
+    assert notes == [
+        "1 shape(s) in 'Shapes' are not rectangles and are ignored; draw boxes with the rectangle tool."
+    ]
     again, _ = collect(points, shapes, geo, {(4, 3): mask})
     assert all(again[k].same_as(prompts[k]) for k in prompts)
     assert not again[(1, 1)].same_as(prompts[(2, 1)])
 
 
-@pytest.mark.parametrize(("direction", "first", "last", "prompted", "runs"), [
-    ("forward", 0, 9, [3, 6], [(3, "forward", 6)]),
-    ("backward", 0, 9, [3, 6], [(6, "backward", 6)]),
-    ("both", 0, 9, [3, 6], [(3, "forward", 6), (3, "backward", 3)]),
-    ("both", 0, 9, [0], [(0, "forward", 9)]),
-    ("both", 2, 5, [0, 8], [(2, "forward", 3)]),  # no prompt inside the range: from its start
-    ("backward", 2, 5, [], [(5, "backward", 3)]),
-    ("both", 0, 0, [0], [(0, "forward", 0)]),
-])
+@pytest.mark.parametrize(
+    ("direction", "first", "last", "prompted", "runs"),
+    [
+        ("forward", 0, 9, [3, 6], [(3, "forward", 6)]),
+        ("backward", 0, 9, [3, 6], [(6, "backward", 6)]),
+        ("both", 0, 9, [3, 6], [(3, "forward", 6), (3, "backward", 3)]),
+        ("both", 0, 9, [0], [(0, "forward", 9)]),
+        ("both", 2, 5, [0, 8], [(2, "forward", 3)]),  # no prompt inside the range: from its start
+        ("backward", 2, 5, [], [(5, "backward", 3)]),
+        ("both", 0, 0, [0], [(0, "forward", 0)]),
+    ],
+)
 def test_plan_runs(direction, first, last, prompted, runs):
     assert plan_runs(direction, first, last, prompted) == runs
 
@@ -80,7 +94,13 @@ def test_run_length_matches_the_engine(tiny_model):
     stack = np.random.default_rng(0).integers(0, 255, (7, 32, 32), dtype=np.uint8)
     session = tiny_model.open_stack(stack)
     session.set_prompts(3, 1, points=[[10, 10]])
-    for run in [(3, "forward", 3), (3, "backward", 3), (0, "backward", 0), (6, "forward", 0), (2, "forward", 2)]:
+    for run in [
+        (3, "forward", 3),
+        (3, "backward", 3),
+        (0, "backward", 0),
+        (6, "forward", 0),
+        (2, "forward", 2),
+    ]:
         assert len(list(session.propagate(*run))) == run_length(*run)
     session.close()
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from napari_sam2.engine.session import TrackingSession
-
 from napari_sam2.sample_data import make_timelapse
 
 T, SIZE = 6, 64
@@ -205,7 +204,9 @@ def test_save_and_load_prompts_reproduce_the_labels(sam2, qtbot, tmp_path, notes
     for obj in (1, 2, 3):
         ctl.delete_object(obj)
     idle(qtbot, widget)
-    assert not ctl.layers.labels.data.any() and len(ctl.layers.points.data) == 0 and ctl.session.object_ids == []
+    assert (
+        not ctl.layers.labels.data.any() and len(ctl.layers.points.data) == 0 and ctl.session.object_ids == []
+    )
     ctl.load_prompts(path)
     idle(qtbot, widget)
     assert ctl.objects == {1: "cell A", 2: "cell B", 3: "object 3"}
@@ -281,7 +282,9 @@ def test_2d_and_rgb_images(bare, qtbot):
     rgb = rng.integers(0, 255, (4, 50, 60, 3), dtype=np.uint8)
     viewer, widget = bare((gray, {"name": "gray"}), (rgb, {"name": "rgb", "rgb": True}))
     ctl = widget.controller
-    assert widget.image_combo.currentText() == "rgb" and ctl.geometry.shape == (4, 50, 60) and ctl.geometry.rgb
+    assert (
+        widget.image_combo.currentText() == "rgb" and ctl.geometry.shape == (4, 50, 60) and ctl.geometry.rgb
+    )
     assert ctl.layers.labels.data.shape == (4, 50, 60)
     ctl.layers.points.add([[2, 10, 10]])
     idle(qtbot, widget)
@@ -449,3 +452,34 @@ def test_widget_opens_from_the_plugin_menu(gui_display, make_napari_viewer, qtbo
     assert widget.image_combo.currentText() == "cells"
     assert [layer.name for layer in viewer.layers] == ["cells", "SAM2 labels", "SAM2 boxes", "SAM2 points"]
     assert viewer.layers.selection.active.name == "SAM2 points" and viewer.layers["SAM2 points"].mode == "add"
+    assert viewer.window.dock_widgets["SAM 2 (click, propagate, correct) (napari-sam2)"] is widget
+    from napari._app_model import get_app_model
+
+    for menu in ("napari/plugins", "napari/layers/segment"):
+        titles = [
+            getattr(i.command, "title", "")
+            for i in get_app_model().menus.get_menu(menu)
+            if hasattr(i, "command")
+        ]
+        assert "SAM 2 (click, propagate, correct) (SAM 2 for stacks)" in titles, menu
+
+
+def test_layers_added_later_and_renamed(bare, qtbot, notes):
+    viewer, widget = bare()  # no image yet
+    ctl = widget.controller
+    assert ctl.geometry is None and widget.image_combo.count() == 0
+    widget.both_button.click()
+    assert any("Pick an image layer" in m for _, m in notes())
+    image = viewer.add_image(make_timelapse(T, SIZE), name="cells", axis_labels=("t", "y", "x"))
+    assert ctl.image is image and ctl.layers.points is not None
+    image.name = "renamed cells"
+    assert widget.image_combo.currentText() == "renamed cells" and ctl.image is image
+    ctl.layers.points.name = "my clicks"
+    ctl.layers.points.add([[1, 20, 20]])
+    idle(qtbot, widget)
+    assert ctl.session.prompts()[1][1].points.tolist() == [[20, 20]]
+    viewer.layers.remove("my clicks")  # its prompts go; the labels stay
+    idle(qtbot, widget)
+    assert ctl.session.prompts()[1] == {}
+    np.testing.assert_array_equal(ctl.layers.labels.data[1], ctl.session.frame_labels(1))
+    qtbot.waitUntil(lambda: any("was deleted" in m for _, m in notes()))

@@ -1,12 +1,17 @@
-"""The README's demo: segment a cell in the synthetic time-lapse.
+"""The README's demo: napari on the synthetic time-lapse, with the SAM 2 widget docked.
 
     python -m napari_sam2.demo [--model NAME_OR_PATH] [--no-gui]
 
-Loads the model (downloading ``sam2.1_hiera_tiny`` once if needed), clicks
-one cell on the first frame and shows image, click and mask in napari. When
-the weights cannot be had (no network), it says how to get them and carries
-on with untrained random weights so the pipeline can still be seen; those
-masks are meaningless.
+Opens napari on the sample time-lapse with the plugin's widget, starts
+loading the model in the background (``sam2.1_hiera_tiny`` is downloaded
+once; the napari progress bar shows the download) and clicks one cell on the
+first frame, so its mask appears as soon as the model is ready. Then click
+more cells, press Propagate, correct a frame: see docs/user-guide.md.
+
+When the weights cannot be had (no network), it says how to get them and
+carries on with untrained random weights so the workflow can still be seen;
+those masks are meaningless. ``--no-gui`` prints the first mask's size
+instead of opening napari.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ import numpy as np
 from .errors import CheckpointError
 from .sample_data import make_timelapse
 
+CLICK = (0, 50.0, 50.0)  # (frame, row, col) of the drifting cell
+UNTRAINED = "Continuing with UNTRAINED random weights: the masks are meaningless."
+
 
 def _untrained_model():
     import torch
@@ -30,37 +38,69 @@ def _untrained_model():
     return Segmenter(Sam2Model(VARIANTS["sam2.1_hiera_tiny"]).eval())
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="sam2.1_hiera_tiny", help="model name or .pt file")
-    parser.add_argument("--no-gui", action="store_true", help="print the result instead of opening napari")
-    args = parser.parse_args(argv)
-
+def _headless(model_source: str) -> int:
     from . import load_model
 
     try:
-        model = load_model(args.model)
+        model = load_model(model_source)
     except CheckpointError as exc:
-        print(f"\n{exc}\n\nContinuing with UNTRAINED random weights: the masks below are meaningless.\n",
-              file=sys.stderr)
+        print(f"\n{exc}\n\n{UNTRAINED}\n", file=sys.stderr)
         model = _untrained_model()
     print(model)
-
     stack = make_timelapse()
-    click = np.array([[50.0, 50.0]])  # (row, col) of the drifting cell on frame 0
-    result = model.predict_image(stack[0], points=click, labels=[1])
+    result = model.predict_image(stack[CLICK[0]], points=np.array([CLICK[1:]]), labels=[1])
     print(f"frame 0: mask of {int(result.masks[0].sum())} pixels, predicted IoU {result.scores[0]:.3f}")
+    return 0
+
+
+def open_demo(model_source: str = "sam2.1_hiera_tiny", viewer=None, model=None):
+    """Open (or use) a viewer with the sample time-lapse and the docked widget; returns (viewer, widget).
+
+    The widget loads ``model_source`` in the background, or uses ``model`` (a loaded Segmenter) if given.
+    """
+    import napari
+    from napari.qt.threading import create_worker
+    from napari.utils.notifications import show_warning
+
+    from .gui import Sam2Widget
+    from .sample_data import timelapse
+
+    viewer = viewer or napari.Viewer(title="napari-sam2 demo")
+    ((data, meta, _),) = timelapse()
+    viewer.add_image(data, **meta)
+    widget = Sam2Widget(viewer)
+    viewer.window.add_dock_widget(widget, name="SAM 2 (click, propagate, correct)", area="right")
+    ctl = widget.controller
+
+    def fall_back(message: str) -> None:  # offline or a bad file: show the workflow on random weights
+        print(f"\n{message}\n\n{UNTRAINED}\n", file=sys.stderr)
+        show_warning(UNTRAINED)
+        create_worker(_untrained_model, _connect={"returned": ctl.set_model})
+
+    ctl.load_failed.connect(fall_back)
+    if model is not None:
+        ctl.set_model(model)
+    else:
+        widget.model_picker.set_source(model_source)
+        ctl.load_model(model_source)
+    viewer.dims.set_point(0, CLICK[0])
+    ctl.layers.points.add([list(CLICK)])
+    return viewer, widget
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="sam2.1_hiera_tiny", help="model name or .pt file")
+    parser.add_argument("--no-gui", action="store_true", help="print the result instead of opening napari")
+    args = parser.parse_args(argv)
     if args.no_gui:
-        return 0
+        return _headless(args.model)
 
     import napari
 
-    viewer = napari.Viewer(title="napari-sam2 demo")
-    viewer.add_image(stack, name="cells (2D+t)", axis_labels=("t", "y", "x"), contrast_limits=(0, 3500))
-    labels = np.zeros(stack.shape, np.uint8)
-    labels[0][result.masks[0]] = 1
-    viewer.add_labels(labels, name="SAM 2 mask", opacity=0.5)
-    viewer.add_points(np.c_[np.zeros(1), click], name="click", face_color="lime", size=6)
+    open_demo(args.model)
     napari.run()
     return 0
 

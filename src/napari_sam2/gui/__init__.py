@@ -6,7 +6,8 @@
 * :mod:`.stack`: frame axis, fixed planes and (row, col) of an image layer;
 * :mod:`.jobs`: one job at a time off the GUI thread, coalescing, cancel;
 * :mod:`.tasks`: the engine calls each job makes (no Qt);
-* :mod:`.propagation`, :mod:`.prompt_io`, :mod:`.model_picker`, :mod:`.objects`, :mod:`.notify`.
+* :mod:`.editing`, :mod:`.propagation`, :mod:`.prompt_io`, :mod:`.lifecycle`: the rest of the controller;
+* :mod:`.model_picker`, :mod:`.objects`, :mod:`.notify`.
 """
 
 from .widget import Sam2Widget

@@ -14,13 +14,14 @@ import logging
 from contextlib import contextmanager
 
 from napari.utils.notifications import show_info, show_warning
-from qtpy.QtCore import QObject, QTimer, Signal
+from qtpy.QtCore import QObject, Signal
 
 from . import tasks
+from .editing import EditingMixin
 from .jobs import Job, JobRunner
 from .layers import FramePrompt, Key, PromptLayers, collect
+from .lifecycle import LifecycleMixin
 from .notify import report_error
-from .editing import EditingMixin
 from .prompt_io import PromptFileMixin
 from .propagation import PropagationMixin
 from .stack import StackGeometry, axis_names, current_position, layer_data
@@ -30,7 +31,7 @@ _EDITS = {"added", "removed", "changed"}
 SESSION_JOBS = ("prompt", "propagate", "edit", "save")  # every job kind but "load"
 
 
-class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin):
+class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, LifecycleMixin):
     """Connects a viewer's layers to a :class:`~napari_sam2.engine.TrackingSession`."""
 
     status = Signal(str)  # what the running job does ("" when idle)
@@ -38,6 +39,7 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin):
     polarity_changed = Signal(bool)
     geometry_changed = Signal(str)
     model_changed = Signal(str)
+    load_failed = Signal(str)  # the message of a failed load_model
 
     def __init__(self, viewer) -> None:
         super().__init__()
@@ -129,23 +131,28 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin):
             self.geometry_changed.emit("no image layer")
             return
         try:
-            self.geometry = StackGeometry.from_layer(self.image, self.axis_choice,
-                                                     current_position(self.viewer, self.image))
+            self.geometry = StackGeometry.from_layer(
+                self.image, self.axis_choice, current_position(self.viewer, self.image)
+            )
         except ValueError as exc:
             self.geometry = None
             report_error(None, exc)
             self.geometry_changed.emit(str(exc))
             return
         with self.quiet():
-            self.layers.ensure(self.image, self.geometry, self._points_edited, self._shapes_edited,
-                               self._defaults_changed)
+            self.layers.ensure(
+                self.image, self.geometry, self._points_edited, self._shapes_edited, self._defaults_changed
+            )
             for layer in (self.layers.points, self.layers.shapes):
                 layer.bind_key("t", self._key_toggle, overwrite=True)
             self.layers.points.bind_key("f", self._key_flip, overwrite=True)
             self.layers.labels.data[...] = 0
             self.layers.labels.refresh()
-        self.masks = {k: m for k, m in self.masks.items() if k[0] < self.geometry.num_frames
-                      and m.shape == self.geometry.frame_hw}
+        self.masks = {
+            k: m
+            for k, m in self.masks.items()
+            if k[0] < self.geometry.num_frames and m.shape == self.geometry.frame_hw
+        }
         self.layers.set_defaults(self.current_obj, self.positive)
         self.geometry_changed.emit(self.geometry.describe(axis_names(self.image)))
         self.sync()
@@ -181,8 +188,11 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin):
             self.objects[oid] = f"object {oid}"
         if new_ids:
             self.objects_changed.emit()
-        changed = sorted(k for k in set(self.prompts) | set(self.applied)
-                         if k not in self.prompts or not self.prompts[k].same_as(self.applied.get(k)))
+        changed = sorted(
+            k
+            for k in set(self.prompts) | set(self.applied)
+            if k not in self.prompts or not self.prompts[k].same_as(self.applied.get(k))
+        )
         with self.quiet():
             self.layers.restyle()
         if not changed:
@@ -206,8 +216,15 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin):
             session = self._get_session()
             return None if session is None else (tasks.segment, (session, frame, obj, self.prompts.get(key)))
 
-        self.runner.submit(Job(("prompt", frame, obj), "prompt", prepare, self._show,
-                               description=f"Segmenting object {obj} on frame {frame}"))
+        self.runner.submit(
+            Job(
+                ("prompt", frame, obj),
+                "prompt",
+                prepare,
+                self._show,
+                description=f"Segmenting object {obj} on frame {frame}",
+            )
+        )
 
     def _show(self, value) -> None:
         """Show what a job yielded."""
@@ -220,12 +237,20 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin):
 
     def _recreate_labels(self) -> None:
         with self.quiet():
-            self.layers.ensure(self.image, self.geometry, self._points_edited, self._shapes_edited,
-                               self._defaults_changed)
+            self.layers.ensure(
+                self.image, self.geometry, self._points_edited, self._shapes_edited, self._defaults_changed
+            )
         show_info(f"The labels layer was deleted; it was re-created as '{self.layers.labels.name}'.")
         if self.session is not None:
-            self.runner.submit(Job("redraw", "edit", lambda: (tasks.redraw, (self.session,)), self._show,
-                                   description="Redrawing the labels"))
+            self.runner.submit(
+                Job(
+                    "redraw",
+                    "edit",
+                    lambda: (tasks.redraw, (self.session,)),
+                    self._show,
+                    description="Redrawing the labels",
+                )
+            )
 
     # ---------------------------------------------------------------- model
     def load_model(self, source, device=None, dtype=None) -> None:
@@ -243,64 +268,28 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin):
             bar.finish()
             self._download = None
 
-        self.runner.submit(Job("load", "load", prepare, self._loaded, end, description="Loading the model"))
+        self.runner.submit(
+            Job(
+                "load",
+                "load",
+                prepare,
+                self._loaded,
+                end,
+                description="Loading the model",
+                on_error=lambda exc: self.load_failed.emit(str(exc)),
+            )
+        )
 
     def _loaded(self, value) -> None:
-        if not isinstance(value, tasks.Loaded):
-            return self._show(value)
-        self.model = value.model
-        text = f"{self.model.variant} on {self.model.device} ({str(self.model.dtype).removeprefix('torch.')})"
+        if isinstance(value, tasks.Loaded):
+            self.set_model(value.model)
+        else:
+            self._show(value)
+
+    def set_model(self, model) -> None:
+        """Use an already loaded :class:`~napari_sam2.Segmenter` (e.g. from napari's console)."""
+        self.model = model
+        text = f"{model.variant} on {model.device} ({str(model.dtype).removeprefix('torch.')})"
         self.model_changed.emit(text)
         show_info(f"SAM 2 model loaded: {text}.")
         self.rebind()
-
-    # ------------------------------------------------------------ lifecycle
-    def _notify_later(self, show, message: str) -> None:
-        """Notify after the current event, unless the viewer is closing (it removes every layer first)."""
-        def later():
-            if not self._closed and getattr(self.viewer.window, "_qt_window", None) is not None:
-                show(message)
-
-        QTimer.singleShot(0, later)
-
-    def _layer_removed(self, event) -> None:
-        layer = event.value
-        if layer is self.image:
-            self._notify_later(show_warning, f"The image layer '{layer.name}' was removed: its session was closed. "
-                                             f"Pick another image layer to go on.")
-            self.set_image(None)
-        elif self.layers.owns(layer):
-            which = self.layers.forget(layer)
-            if which in ("points", "shapes"):
-                self._notify_later(show_info, f"'{layer.name}' was deleted, and with it its prompts. Labels "
-                                              f"already computed stay.")
-                layer.events.data.disconnect(self._points_edited)
-                if which == "points":
-                    layer.events.current_properties.disconnect(self._defaults_changed)
-                self.sync()
-
-    def shutdown(self) -> None:
-        """Stop the running job and forget viewer and layers (the widget is going away)."""
-        if self._closed:
-            return
-        self._closed = True
-        self._close_bar()
-        if self._download is not None:
-            self._download.cancel()
-            self._download.finish()
-        session, self.session = self.session, None
-        self.runner.shutdown(then=session.close if session is not None else None)
-        try:
-            self.viewer.layers.events.removed.disconnect(self._layer_removed)
-            if self.image is not None:
-                self.image.events.data.disconnect(self._image_data_changed)
-            self.layers.disconnect(self._points_edited, self._shapes_edited, self._defaults_changed)
-            for layer in (self.layers.points, self.layers.shapes):
-                if layer is not None:
-                    layer.bind_key("t", None)
-            if self.layers.points is not None:
-                self.layers.points.bind_key("f", None)
-        except (RuntimeError, AttributeError, KeyError, ValueError):
-            log.debug("napari-sam2: disconnecting during shutdown", exc_info=True)
-        self.viewer = self.image = None
-        self.layers = PromptLayers(None)

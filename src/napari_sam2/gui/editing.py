@@ -19,8 +19,10 @@ class EditingMixin:
         frame = self.current_frame()
         mask = self.layers.labels.data[self.geometry.index(frame)] == self.current_obj
         if not mask.any():
-            show_info(f"Nothing of object {self.current_obj} is painted on frame {frame}: it is sent as "
-                      f"'object absent on this frame'.")
+            show_info(
+                f"Nothing of object {self.current_obj} is painted on frame {frame}: it is sent as "
+                f"'object absent on this frame'."
+            )
         self.masks[(frame, self.current_obj)] = mask
         self.sync()
 
@@ -78,9 +80,15 @@ class EditingMixin:
         self.prompts = {k: p for k, p in self.prompts.items() if k[1] != obj}
         self.applied = {k: p for k, p in self.applied.items() if k[1] != obj}
         self.objects.pop(obj, None)
-        self.runner.submit(Job(("remove", obj), "edit",
-                               lambda: None if self.session is None else (tasks.remove_object, (self.session, obj)),
-                               self._show, description=f"Removing object {obj}"))
+        self.runner.submit(
+            Job(
+                ("remove", obj),
+                "edit",
+                lambda: None if self.session is None else (tasks.remove_object, (self.session, obj)),
+                self._show,
+                description=f"Removing object {obj}",
+            )
+        )
         if not self.objects:
             self.add_object()
         elif obj == self.current_obj:

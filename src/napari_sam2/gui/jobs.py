@@ -69,6 +69,7 @@ class Job:
         on_end: called on the GUI thread when the job has ended (done, failed or cancelled),
             with ``True`` if it was cancelled.
         description: shown while the job waits or runs.
+        on_error: called on the GUI thread if the job fails (besides the runner's error report).
     """
 
     key: Hashable
@@ -77,6 +78,7 @@ class Job:
     on_yield: Callable[[Any], None] = lambda value: None
     on_end: Callable[[bool], None] | None = None
     description: str = ""
+    on_error: Callable[[BaseException], None] | None = None
     cancelled: bool = field(default=False, init=False)
 
 
@@ -89,8 +91,11 @@ class JobRunner:
             waiting jobs, whenever either changes.
     """
 
-    def __init__(self, on_error: Callable[[Job, BaseException], None],
-                 on_state: Callable[[Job | None, int], None] = lambda job, waiting: None) -> None:
+    def __init__(
+        self,
+        on_error: Callable[[Job, BaseException], None],
+        on_state: Callable[[Job | None, int], None] = lambda job, waiting: None,
+    ) -> None:
         self._on_error = on_error
         self._on_state = on_state
         self._queue: OrderedDict[Hashable, Job] = OrderedDict()
@@ -180,15 +185,21 @@ class JobRunner:
                 try:
                     spec = job.prepare()
                 except Exception as exc:  # noqa: BLE001 - reported, never raised into Qt
-                    self._on_error(job, exc)
+                    self._report(job, exc)
                     self._end(job, cancelled=False)
                     continue
                 if spec is None:
                     self._end(job, cancelled=False)
                     continue
                 func, args = spec
-                worker = create_worker(_guarded, func, args, _worker_class=ClosingGeneratorWorker,
-                                       _ignore_errors=True, _start_thread=False)
+                worker = create_worker(
+                    _guarded,
+                    func,
+                    args,
+                    _worker_class=ClosingGeneratorWorker,
+                    _ignore_errors=True,
+                    _start_thread=False,
+                )
                 worker.yielded.connect(partial(self._yielded, job))
                 worker.errored.connect(partial(self._errored, job))
                 worker.finished.connect(partial(self._finished, job))
@@ -201,7 +212,7 @@ class JobRunner:
         if self._closed:
             return
         if isinstance(value, _Failed):
-            self._on_error(job, value.error)
+            self._report(job, value.error)
             return
         if job.cancelled:
             return
@@ -212,7 +223,15 @@ class JobRunner:
 
     def _errored(self, job: Job, exc: BaseException) -> None:
         if not self._closed:
-            self._on_error(job, exc)
+            self._report(job, exc)
+
+    def _report(self, job: Job, exc: BaseException) -> None:
+        self._on_error(job, exc)
+        if job.on_error is not None:
+            try:
+                job.on_error(exc)
+            except Exception:  # noqa: BLE001
+                log.exception("napari-sam2: error handler failed")
 
     def _end(self, job: Job, cancelled: bool) -> None:
         if job.on_end is not None and not self._closed:

@@ -43,22 +43,31 @@ class FramePrompt:
     def kwargs(self) -> dict:
         """Keyword arguments for ``TrackingSession.set_prompts``."""
         has_points = len(self.points) > 0
-        return {"points": self.points if has_points else None, "labels": self.labels if has_points else None,
-                "box": self.box, "mask": self.mask}
+        return {
+            "points": self.points if has_points else None,
+            "labels": self.labels if has_points else None,
+            "box": self.box,
+            "mask": self.mask,
+        }
 
     def same_as(self, other: FramePrompt | None) -> bool:
         if other is None:
             return False
-        return (np.array_equal(self.points, other.points) and np.array_equal(self.labels, other.labels)
-                and _same(self.box, other.box) and self.mask is other.mask)
+        return (
+            np.array_equal(self.points, other.points)
+            and np.array_equal(self.labels, other.labels)
+            and _same(self.box, other.box)
+            and self.mask is other.mask
+        )
 
 
 def _same(a, b) -> bool:
     return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
 
 
-def collect(points: Points | None, shapes: Shapes | None, geometry: StackGeometry,
-            masks: dict[Key, np.ndarray]) -> tuple[dict[Key, FramePrompt], list[str]]:
+def collect(
+    points: Points | None, shapes: Shapes | None, geometry: StackGeometry, masks: dict[Key, np.ndarray]
+) -> tuple[dict[Key, FramePrompt], list[str]]:
     """Group the layers' points and boxes (and the mask prompts) by (frame, object).
 
     Returns the prompts and notes about what was ignored.
@@ -88,19 +97,27 @@ def collect(points: Points | None, shapes: Shapes | None, geometry: StackGeometr
             rc = np.asarray(data)[:, -2:]
             key = (frame, int(oid))
             if key in boxes:
-                notes.append(f"Object {oid} has several boxes on frame {frame}; SAM 2 takes one, the last is used.")
+                notes.append(
+                    f"Object {oid} has several boxes on frame {frame}; SAM 2 takes one, the last is used."
+                )
             boxes[key] = np.array([*rc.min(axis=0), *rc.max(axis=0)], np.float32)
         if not_rect:
-            notes.append(f"{not_rect} shape(s) in '{shapes.name}' are not rectangles and are ignored; draw boxes "
-                         f"with the rectangle tool.")
+            notes.append(
+                f"{not_rect} shape(s) in '{shapes.name}' are not rectangles and are ignored; draw boxes "
+                f"with the rectangle tool."
+            )
     if off_plane:
         held = ", ".join(f"axis {a} = {i}" for a, i in sorted(geometry.fixed.items()))
-        notes.append(f"{off_plane} prompt(s) lie outside the tracked plane ({held}) and are ignored; press "
-                     f"Reset to start over in the plane shown now.")
+        notes.append(
+            f"{off_plane} prompt(s) lie outside the tracked plane ({held}) and are ignored; press "
+            f"Reset to start over in the plane shown now."
+        )
     out: dict[Key, FramePrompt] = {}
     for key in set(pts) | set(boxes) | set(masks):
         p = np.asarray(pts.get(key, []), np.float64).reshape(-1, 3)
-        out[key] = FramePrompt(p[:, :2].astype(np.float32), p[:, 2].astype(np.int32), boxes.get(key), masks.get(key))
+        out[key] = FramePrompt(
+            p[:, :2].astype(np.float32), p[:, 2].astype(np.int32), boxes.get(key), masks.get(key)
+        )
     return out, notes
 
 
@@ -130,8 +147,9 @@ class PromptLayers:
                 return layer
         return None
 
-    def ensure(self, image, geometry: StackGeometry, on_points: Callable, on_shapes: Callable,
-               on_defaults: Callable) -> list[str]:
+    def ensure(
+        self, image, geometry: StackGeometry, on_points: Callable, on_shapes: Callable, on_defaults: Callable
+    ) -> list[str]:
         """Reuse or create the three layers for ``image``; returns the names of created ones."""
         created = []
         common = {"scale": image.scale, "translate": image.translate}
@@ -139,17 +157,25 @@ class PromptLayers:
         if self.labels is None or self.labels.data.shape != geometry.shape:
             self.labels = self._find(LABELS_NAME, Labels, lambda x: x.data.shape == geometry.shape)
             if self.labels is None:
-                self.labels = self.viewer.add_labels(np.zeros(geometry.shape, np.uint16), name=LABELS_NAME,
-                                                     opacity=0.5, **common)
+                self.labels = self.viewer.add_labels(
+                    np.zeros(geometry.shape, np.uint16), name=LABELS_NAME, opacity=0.5, **common
+                )
                 created.append(self.labels.name)
         if self.shapes is None or self.shapes.ndim != geometry.ndim:
             if self.shapes is not None:
                 self.shapes.events.data.disconnect(on_shapes)
-            self.shapes = self._find(BOXES_NAME, Shapes, lambda x: x.ndim == geometry.ndim and "obj_id" in x.features)
+            self.shapes = self._find(
+                BOXES_NAME, Shapes, lambda x: x.ndim == geometry.ndim and "obj_id" in x.features
+            )
             if self.shapes is None:
-                self.shapes = self.viewer.add_shapes(ndim=geometry.ndim, name=BOXES_NAME, face_color=[0, 0, 0, 0],
-                                                     edge_width=max(1.0, size / 4),
-                                                     features={"obj_id": np.zeros(0, int)}, **common)
+                self.shapes = self.viewer.add_shapes(
+                    ndim=geometry.ndim,
+                    name=BOXES_NAME,
+                    face_color=[0, 0, 0, 0],
+                    edge_width=max(1.0, size / 4),
+                    features={"obj_id": np.zeros(0, int)},
+                    **common,
+                )
                 self.shapes.current_face_color = [0, 0, 0, 0]
                 created.append(self.shapes.name)
             self.shapes.events.data.connect(on_shapes)
@@ -157,12 +183,21 @@ class PromptLayers:
             if self.points is not None:
                 self.points.events.data.disconnect(on_points)
                 self.points.events.current_properties.disconnect(on_defaults)
-            self.points = self._find(POINTS_NAME, Points,
-                                     lambda x: x.ndim == geometry.ndim and {"obj_id", "positive"} <= set(x.features))
+            self.points = self._find(
+                POINTS_NAME,
+                Points,
+                lambda x: x.ndim == geometry.ndim and {"obj_id", "positive"} <= set(x.features),
+            )
             if self.points is None:
                 self.points = self.viewer.add_points(
-                    ndim=geometry.ndim, name=POINTS_NAME, size=size, border_width=0.2, out_of_slice_display=False,
-                    features={"obj_id": np.zeros(0, int), "positive": np.zeros(0, bool)}, **common)
+                    ndim=geometry.ndim,
+                    name=POINTS_NAME,
+                    size=size,
+                    border_width=0.2,
+                    out_of_slice_display=False,
+                    features={"obj_id": np.zeros(0, int), "positive": np.zeros(0, bool)},
+                    **common,
+                )
                 created.append(self.points.name)
                 self.points.mode = "add"
             self.points.events.data.connect(on_points)
@@ -187,7 +222,9 @@ class PromptLayers:
 
     def restyle(self) -> None:
         """Colour points by polarity (border: object colour) and boxes by object colour."""
-        color = self.labels.get_color if self.labels is not None else (lambda i: np.array([1.0, 1.0, 0.0, 1.0]))
+        color = (
+            self.labels.get_color if self.labels is not None else (lambda i: np.array([1.0, 1.0, 0.0, 1.0]))
+        )
         pts = self.points
         if pts is not None and len(pts.data):
             pos = pts.features["positive"].to_numpy(bool)
@@ -222,7 +259,11 @@ class PromptLayers:
         for layer, coords in ((self.points, lambda d: d), (self.shapes, lambda d: d[0])):
             if layer is not None and len(layer.data):
                 ids = layer.features["obj_id"].to_numpy()
-                idx = [i for i, d in enumerate(layer.data) if ids[i] == obj_id and geometry.frame_of(coords(d)) == frame]
+                idx = [
+                    i
+                    for i, d in enumerate(layer.data)
+                    if ids[i] == obj_id and geometry.frame_of(coords(d)) == frame
+                ]
                 if idx:
                     layer.remove(idx)
 
@@ -231,7 +272,10 @@ class PromptLayers:
         for layer in (self.points, self.shapes):
             if layer is not None and len(layer.data):
                 layer.remove(list(range(len(layer.data))))
-        defaults = (self.points.feature_defaults.iloc[0].to_dict(), self.shapes.feature_defaults.iloc[0].to_dict())
+        defaults = (
+            self.points.feature_defaults.iloc[0].to_dict(),
+            self.shapes.feature_defaults.iloc[0].to_dict(),
+        )
         for obj in objects:
             for frame, p in sorted(obj.frames.items()):
                 for positive in (True, False):
@@ -242,7 +286,9 @@ class PromptLayers:
                 if p.box is not None:
                     r0, c0, r1, c1 = p.box
                     self.shapes.feature_defaults = {"obj_id": obj.obj_id}
-                    self.shapes.add_rectangles(geometry.coords(frame, [[r0, c0], [r0, c1], [r1, c1], [r1, c0]]))
+                    self.shapes.add_rectangles(
+                        geometry.coords(frame, [[r0, c0], [r0, c1], [r1, c1], [r1, c0]])
+                    )
         self.points.feature_defaults, self.shapes.feature_defaults = defaults
 
     def write(self, geometry: StackGeometry, frame: int, labels: np.ndarray) -> None:

@@ -85,8 +85,9 @@ class ModelPicker(QWidget):
         super().__init__(parent)
         self.source = QComboBox()
         self.source.addItems([*CHECKPOINTS, LOCAL_FILE])
-        self.source.setToolTip("An official SAM 2 / 2.1 checkpoint (downloaded once into the cache), or a .pt "
-                               "file on disk")
+        self.source.setToolTip(
+            "An official SAM 2 / 2.1 checkpoint (downloaded once into the cache), or a .pt file on disk"
+        )
         self.device = QComboBox()
         self.device.addItems(DEVICES)
         self.precision = QComboBox()
@@ -112,8 +113,9 @@ class ModelPicker(QWidget):
         if self.source.itemText(index) != LOCAL_FILE:
             self._previous = index
             return
-        path, _ = QFileDialog.getOpenFileName(self, "SAM 2 checkpoint", "",
-                                              "PyTorch checkpoints (*.pt *.pth);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "SAM 2 checkpoint", "", "PyTorch checkpoints (*.pt *.pth);;All files (*)"
+        )
         if path:
             self.set_source(path)
         else:

@@ -53,7 +53,10 @@ class ObjectsList(QWidget):
         rows = sorted(objects.items())
         self.list.blockSignals(True)
         try:
-            shown = [(int(self.list.item(i).data(ID_ROLE)), self.list.item(i).text()) for i in range(self.list.count())]
+            shown = [
+                (int(self.list.item(i).data(ID_ROLE)), self.list.item(i).text())
+                for i in range(self.list.count())
+            ]
             if shown != rows:  # rebuild only when objects or names changed (not during a rename)
                 self.list.clear()
                 for obj_id, name in rows:

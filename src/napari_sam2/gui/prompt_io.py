@@ -28,7 +28,9 @@ class PromptFileMixin:
         def prepare():
             return None if self.session is None else (tasks.save, (self.session, str(path), names, axis))
 
-        self.runner.submit(Job(("save", str(path)), "save", prepare, self._saved, description="Saving prompts"))
+        self.runner.submit(
+            Job(("save", str(path)), "save", prepare, self._saved, description="Saving prompts")
+        )
 
     def _saved(self, value) -> None:
         if isinstance(value, tasks.Saved):
@@ -49,12 +51,21 @@ class PromptFileMixin:
             self.layers.fill(objects, self.geometry)
             self.layers.labels.data[...] = 0
             self.layers.labels.refresh()
-        self.masks = {(f, o.obj_id): p.mask for o in objects for f, p in o.frames.items() if p.mask is not None}
+        self.masks = {
+            (f, o.obj_id): p.mask for o in objects for f, p in o.frames.items() if p.mask is not None
+        }
         self.objects = {o.obj_id: o.name or f"object {o.obj_id}" for o in objects} or {1: "object 1"}
         self.select_object(min(self.objects))
         if self.session is not None:
-            self.runner.submit(Job("reset", "edit", lambda: None if self.session is None
-                                   else (tasks.reset, (self.session,)), self._show, description="Resetting"))
+            self.runner.submit(
+                Job(
+                    "reset",
+                    "edit",
+                    lambda: None if self.session is None else (tasks.reset, (self.session,)),
+                    self._show,
+                    description="Resetting",
+                )
+            )
         self.applied = {}
         self.sync()
         show_info(f"Loaded the prompts of {len(objects)} object(s) from {path}.")

@@ -52,8 +52,10 @@ class PropagationMixin:
             show_warning("Pick an image layer first.")
             return
         if self.model is None:
-            show_warning("No SAM 2 model is loaded yet: press 'Load model', or click on the image (the model "
-                         "chosen above then loads by itself).")
+            show_warning(
+                "No SAM 2 model is loaded yet: press 'Load model', or click on the image (the model "
+                "chosen above then loads by itself)."
+            )
             return
         n = self.geometry.num_frames
         lo = 0 if first is None else min(max(int(first), 0), n - 1)
@@ -68,8 +70,16 @@ class PropagationMixin:
             self._open_bar(sum(run_length(*r) for r in runs), direction)
             return tasks.propagate, (session, runs)
 
-        self.runner.submit(Job("propagate", "propagate", prepare, self._propagated, self._propagation_ended,
-                               description=f"Propagating {direction} (frames {lo}-{hi})"))
+        self.runner.submit(
+            Job(
+                "propagate",
+                "propagate",
+                prepare,
+                self._propagated,
+                self._propagation_ended,
+                description=f"Propagating {direction} (frames {lo}-{hi})",
+            )
+        )
 
     def cancel(self) -> None:
         """Stop the propagation (within one frame; done frames stay) or the model download."""

@@ -74,12 +74,14 @@ class StackGeometry:
         """Geometry of ``layer`` along ``axis``; extra axes fixed at ``position`` (layer data coords)."""
         shape = frame_stack_shape(layer)
         if len(shape) < 2:
-            raise ValueError(f"The image layer {layer.name!r} has {len(shape)} dimension(s); it needs rows and columns.")
+            raise ValueError(
+                f"The image layer {layer.name!r} has {len(shape)} dimension(s); it needs rows and columns."
+            )
         if len(shape) == 2:
             axis = None
         elif axis is None or axis not in candidate_axes(layer):
             axis = default_axis(layer)
-        pos = np.zeros(len(shape)) if position is None else np.asarray(position, float)[-len(shape):]
+        pos = np.zeros(len(shape)) if position is None else np.asarray(position, float)[-len(shape) :]
         fixed = {a: int(np.clip(round(pos[a]), 0, shape[a] - 1)) for a in range(len(shape) - 2) if a != axis}
         return cls(shape, axis, fixed, bool(getattr(layer, "rgb", False)))
 
@@ -97,9 +99,13 @@ class StackGeometry:
 
     def open_session(self, model, data, **kwargs):
         """``model.open_stack(data, axis, channel_axis, fixed)`` for this geometry."""
-        return model.open_stack(data, axis=0 if self.axis is None else self.axis,
-                                channel_axis=self.ndim if self.rgb else None, fixed=dict(self.fixed) or None,
-                                **kwargs)
+        return model.open_stack(
+            data,
+            axis=0 if self.axis is None else self.axis,
+            channel_axis=self.ndim if self.rgb else None,
+            fixed=dict(self.fixed) or None,
+            **kwargs,
+        )
 
     def frame_of(self, coord) -> int | None:
         """The frame of a point given in layer data coordinates, or None if it is in another plane."""
@@ -143,4 +149,4 @@ class StackGeometry:
 def current_position(viewer, layer) -> np.ndarray:
     """The viewer's current position in ``layer``'s data coordinates (non-colour axes)."""
     pos = np.asarray(layer.world_to_data(viewer.dims.point), float)
-    return pos[-len(frame_stack_shape(layer)):]
+    return pos[-len(frame_stack_shape(layer)) :]

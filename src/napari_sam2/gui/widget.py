@@ -76,11 +76,15 @@ class Sam2Widget(QWidget):
         polarity.addButton(self.positive_button)
         polarity.addButton(self.negative_button)
         self.mask_button = QPushButton("Use painted mask")
-        self.mask_button.setToolTip("Send the selected object's pixels in 'SAM2 labels' on this frame as a mask prompt")
+        self.mask_button.setToolTip(
+            "Send the selected object's pixels in 'SAM2 labels' on this frame as a mask prompt"
+        )
         self.clear_button = QPushButton("Clear frame")
         self.clear_button.setToolTip("Remove the selected object's prompts on this frame")
-        hint = QLabel("Click in 'SAM2 points' (T: switch polarity, F: flip the selected points); draw rectangles "
-                      "in 'SAM2 boxes'.")
+        hint = QLabel(
+            "Click in 'SAM2 points' (T: switch polarity, F: flip the selected points); draw rectangles "
+            "in 'SAM2 boxes'."
+        )
         hint.setWordWrap(True)
         prompts_box = QGroupBox("Prompts")
         box = QVBoxLayout(prompts_box)
@@ -97,18 +101,24 @@ class Sam2Widget(QWidget):
         self.follow_check.setChecked(True)
         self.follow_check.setToolTip("Show each frame as its result arrives")
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop the propagation (or download) after the current frame; results are kept")
+        self.cancel_button.setToolTip(
+            "Stop the propagation (or download) after the current frame; results are kept"
+        )
         prop_box = QGroupBox("Propagate")
         box = QVBoxLayout(prop_box)
         box.addLayout(_row(self.backward_button, self.both_button, self.forward_button))
-        box.addLayout(_row(QLabel("frames"), self.first_spin, QLabel("to"), self.last_spin, self.follow_check))
+        box.addLayout(
+            _row(QLabel("frames"), self.first_spin, QLabel("to"), self.last_spin, self.follow_check)
+        )
         box.addWidget(self.cancel_button)
 
         # files
         self.save_button = QPushButton("Save prompts…")
         self.load_button = QPushButton("Load prompts…")
         self.reset_button = QPushButton("Reset")
-        self.reset_button.setToolTip("Start a new session in the plane shown now; prompts are kept and re-sent")
+        self.reset_button.setToolTip(
+            "Start a new session in the plane shown now; prompts are kept and re-sent"
+        )
         files_box = QGroupBox("Prompt file (JSON)")
         files_box.setLayout(_row(self.save_button, self.load_button, self.reset_button))
 
@@ -121,8 +131,16 @@ class Sam2Widget(QWidget):
         self.status_label.setWordWrap(True)
 
         layout = QVBoxLayout(self)
-        for w in (image_box, model_box, objects_box, prompts_box, prop_box, files_box, self.busy_bar,
-                  self.status_label):
+        for w in (
+            image_box,
+            model_box,
+            objects_box,
+            prompts_box,
+            prop_box,
+            files_box,
+            self.busy_bar,
+            self.status_label,
+        ):
             layout.addWidget(w)
         layout.addStretch(1)
 

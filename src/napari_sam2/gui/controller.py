@@ -146,8 +146,7 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
             for layer in (self.layers.points, self.layers.shapes):
                 layer.bind_key("t", self._key_toggle, overwrite=True)
             self.layers.points.bind_key("f", self._key_flip, overwrite=True)
-            self.layers.labels.data[...] = 0
-            self.layers.labels.refresh()
+            self.layers.clear_labels()
         self.masks = {
             k: m
             for k, m in self.masks.items()
@@ -230,8 +229,8 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
         """Show what a job yielded."""
         if isinstance(value, tasks.Status):
             self.status.emit(value.text)
-        elif isinstance(value, tasks.FrameLabels):
-            if self.layers.labels is None and self.geometry is not None:
+        elif isinstance(value, tasks.FrameLabels) and self.geometry is not None:
+            if self.layers.labels is None:
                 self._recreate_labels()
             self.layers.write(self.geometry, value.frame, value.labels)
 
@@ -246,7 +245,7 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
                 Job(
                     "redraw",
                     "edit",
-                    lambda: (tasks.redraw, (self.session,)),
+                    lambda: None if self.session is None else (tasks.redraw, (self.session,)),
                     self._show,
                     description="Redrawing the labels",
                 )

@@ -291,6 +291,11 @@ class PromptLayers:
                     )
         self.points.feature_defaults, self.shapes.feature_defaults = defaults
 
+    def clear_labels(self) -> None:
+        """Empty the Labels layer (a fresh zero array: its pages are only allocated when written)."""
+        if self.labels is not None:
+            self.labels.data = np.zeros(self.labels.data.shape, self.labels.data.dtype)
+
     def write(self, geometry: StackGeometry, frame: int, labels: np.ndarray) -> None:
         """Put one frame's labels into the Labels layer and redraw it."""
         if self.labels is not None:

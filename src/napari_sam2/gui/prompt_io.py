@@ -49,8 +49,7 @@ class PromptFileMixin:
         self.runner.cancel(kinds=("prompt", "propagate", "edit"))
         with self.quiet():
             self.layers.fill(objects, self.geometry)
-            self.layers.labels.data[...] = 0
-            self.layers.labels.refresh()
+            self.layers.clear_labels()
         self.masks = {
             (f, o.obj_id): p.mask for o in objects for f, p in o.frames.items() if p.mask is not None
         }

@@ -158,3 +158,28 @@ def test_job_runner_shutdown_waits_for_the_worker_then_cleans_up(qtbot):
     runner.submit(Job("after", "prompt", lambda: (_steps, ([0],)), seen.append))
     qtbot.wait(200)
     assert len(seen) == n < 10 and not runner.busy
+
+
+def test_download_progress_is_driven_from_another_thread(qtbot):
+    import threading
+
+    from napari_sam2.gui.model_picker import DownloadProgress
+    from napari_sam2.gui.notify import DownloadCancelled
+
+    bar = DownloadProgress()
+
+    def download():  # what fetch_checkpoint does with its progress object, in the loading thread
+        bar.total = 300
+        for _ in range(3):
+            bar.update(100)
+
+    thread = threading.Thread(target=download)
+    thread.start()
+    thread.join()
+    qtbot.waitUntil(lambda: bar._bar is not None and bar._bar.n == 300, timeout=5000)
+    assert bar._bar.total == 300
+    bar.close()  # from the loading thread too: closed on the GUI thread
+    qtbot.waitUntil(lambda: bar._bar is None, timeout=5000)
+    bar.cancel()
+    with pytest.raises(DownloadCancelled):
+        bar.update(1)

@@ -59,6 +59,8 @@ def sam2(gui_display, make_napari_viewer, qtbot, tiny_checkpoint):
 def test_point_segments_current_frame(sam2, qtbot):
     viewer, widget = sam2
     ctl = widget.controller
+    said = []
+    ctl.status.connect(said.append)
     viewer.dims.set_point(0, 2)
     points = ctl.layers.points
     points.add([[2, 20, 20]])
@@ -67,6 +69,8 @@ def test_point_segments_current_frame(sam2, qtbot):
     np.testing.assert_array_equal(labels[2], ctl.session.frame_labels(2))
     assert labels[2].any() and not labels[[0, 1, 3, 4, 5]].any()
     assert ctl.session.prompts()[1][2].points.tolist() == [[20, 20]]
+    assert any("image embedding of frame 2" in t for t in said) and said[-1] == ""  # busy, then idle
+    assert widget.status_label.text() == "idle" and widget.busy_bar.isHidden()
 
 
 def test_box_is_a_second_object(sam2, qtbot):
@@ -483,3 +487,18 @@ def test_layers_added_later_and_renamed(bare, qtbot, notes):
     assert ctl.session.prompts()[1] == {}
     np.testing.assert_array_equal(ctl.layers.labels.data[1], ctl.session.frame_labels(1))
     qtbot.waitUntil(lambda: any("was deleted" in m for _, m in notes()))
+
+
+def test_backward_over_a_frame_range_and_renaming(sam2, qtbot):
+    viewer, widget = sam2
+    ctl = widget.controller
+    ctl.layers.points.add([[4, 20, 20]])
+    idle(qtbot, widget)
+    widget.first_spin.setValue(1)
+    widget.last_spin.setValue(4)
+    widget.backward_button.click()
+    idle(qtbot, widget)
+    assert ctl.session.frames_with_output(1) == [1, 2, 3, 4]
+    item = widget.objects_list.list.item(0)
+    item.setText("nucleus")  # what editing the row in place does
+    assert ctl.objects[1] == "nucleus"

@@ -295,7 +295,9 @@ def test_2d_and_rgb_images(bare, qtbot):
     np.testing.assert_array_equal(ctl.layers.labels.data[2], ctl.session.frame_labels(2))
     assert ctl.session.frame_shape == (50, 60)
 
+    viewer.layers["gray"].scale = (0.5, 0.5)
     widget.image_combo.setCurrentIndex(0)  # the 2-D image: one frame, new layers of its dimensionality
+    assert tuple(ctl.layers.points.scale) == (0.5, 0.5)
     assert ctl.geometry.axis is None and not widget.axis_combo.isEnabled()
     assert ctl.layers.labels.data.shape == (50, 60) and ctl.layers.points.ndim == 2
     ctl.layers.points.add([[10, 10]])

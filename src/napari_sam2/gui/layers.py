@@ -202,6 +202,9 @@ class PromptLayers:
                 self.points.mode = "add"
             self.points.events.data.connect(on_points)
             self.points.events.current_properties.connect(on_defaults)
+        for layer in (self.labels, self.shapes, self.points):  # reused for another image: align with it
+            if not (np.allclose(layer.scale, image.scale) and np.allclose(layer.translate, image.translate)):
+                layer.scale, layer.translate = image.scale, image.translate
         return created
 
     def disconnect(self, on_points: Callable, on_shapes: Callable, on_defaults: Callable) -> None:

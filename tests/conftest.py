@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-# GUI tests need a real (virtual) display: pytest-xvfb starts Xvfb when it is installed, and napari's
-# OpenGL canvas does not work on Qt's "offscreen" platform. Only where no display can be had at all
-# (Linux without DISPLAY or Xvfb) is Qt put offscreen, and the GUI tests then skip (see gui_display).
-if sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and not shutil.which("Xvfb"):
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for tests/reference helpers
 
 from napari_sam2.model import HieraConfig, Sam2Config, Sam2Model  # noqa: E402
 from napari_sam2.model.checkpoint import CONFIG_KEY  # noqa: E402
 from reference.seeded_weights import seeded_state_dict  # noqa: E402
+
+
+def _no_display() -> bool:
+    display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    return sys.platform.startswith("linux") and not display
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    """GUI tests need a real (virtual) display: pytest-xvfb has started Xvfb by now when it could
+    (napari's OpenGL canvas does not work on Qt's "offscreen" platform). Where there is still no
+    display, Qt is put offscreen so that non-GUI Qt tests run, and the GUI tests skip (gui_display)."""
+    if _no_display():
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
 
 #: A miniature SAM 2.1 for fast engine tests: same code paths, tiny widths,
 #: 128-pixel model frame (8 x 8 embedding grid).
@@ -66,6 +75,6 @@ def tiny_model(tiny_checkpoint):
 @pytest.fixture
 def gui_display():
     """Skip a test that opens napari windows when no display is available."""
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        pytest.skip("no display for napari's OpenGL canvas: install Xvfb (apt-get install xvfb) and pytest-xvfb "
-                    "(pip install -e '.[testing]'), or run under a desktop session")
+    if _no_display() or os.environ.get("QT_QPA_PLATFORM") == "offscreen":
+        pytest.skip("no display for napari's OpenGL canvas: install Xvfb (apt-get install xvfb) and "
+                    "pytest-xvfb (pip install -e '.[testing]'), or run under a desktop session")

@@ -240,16 +240,16 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
                 self.image, self.geometry, self._points_edited, self._shapes_edited, self._defaults_changed
             )
         show_info(f"The labels layer was deleted; it was re-created as '{self.layers.labels.name}'.")
-        if self.session is not None:
-            self.runner.submit(
-                Job(
-                    "redraw",
-                    "edit",
-                    lambda: None if self.session is None else (tasks.redraw, (self.session,)),
-                    self._show,
-                    description="Redrawing the labels",
-                )
-            )
+        self._submit_session_task("redraw", tasks.redraw, "Redrawing the labels")
+
+    def _submit_session_task(self, key: str, task, description: str) -> None:
+        """Queue ``task(session)`` as an edit job whose yielded results are drawn by ``_show``."""
+        if self.session is None:
+            return
+        self.runner.submit(
+            Job(key, "edit", lambda: None if self.session is None else (task, (self.session,)), self._show,
+                description=description)
+        )
 
     # ---------------------------------------------------------------- model
     def load_model(self, source, device=None, dtype=None) -> None:

@@ -55,16 +55,7 @@ class PromptFileMixin:
         }
         self.objects = {o.obj_id: o.name or f"object {o.obj_id}" for o in objects} or {1: "object 1"}
         self.select_object(min(self.objects))
-        if self.session is not None:
-            self.runner.submit(
-                Job(
-                    "reset",
-                    "edit",
-                    lambda: None if self.session is None else (tasks.reset, (self.session,)),
-                    self._show,
-                    description="Resetting",
-                )
-            )
+        self._submit_session_task("reset", tasks.reset, "Resetting")
         self.applied = {}
         self.sync()
         show_info(f"Loaded the prompts of {len(objects)} object(s) from {path}.")

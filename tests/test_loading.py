@@ -29,9 +29,26 @@ def _save(path, state, config=True):
 
 
 def test_tiny_checkpoint_loads(tiny_checkpoint):
-    seg = napari_sam2.load_model(tiny_checkpoint, device="cpu")
+    seg = napari_sam2.load_model(tiny_checkpoint, device="cpu", dtype="float32")
     assert seg.variant == "test_tiny"
-    assert seg.device.type == "cpu" and seg.dtype == torch.float32
+    assert seg.device.type == "cpu" and seg.dtype == torch.float32 and seg.precision == "float32"
+    assert all(p.dtype == torch.float32 for p in seg.net.parameters())
+
+
+def test_default_precision_is_mixed_where_the_cpu_has_bfloat16(tiny_checkpoint):
+    """The fast default: heavy parts (image encoder, memory attention) in bfloat16 when
+    the CPU has native bfloat16, float32 otherwise; the heads always stay float32."""
+    from napari_sam2.loading import cpu_has_fast_bfloat16
+
+    seg = napari_sam2.load_model(tiny_checkpoint, device="cpu")
+    expected = torch.bfloat16 if cpu_has_fast_bfloat16() else torch.float32
+    assert seg.dtype == expected
+    net = seg.net
+    assert {p.dtype for p in net.image_encoder.parameters()} == {expected}
+    assert {p.dtype for p in net.memory_attention.parameters()} == {expected}
+    for part in (net.sam_mask_decoder, net.sam_prompt_encoder, net.memory_encoder, net.obj_ptr_proj):
+        assert {p.dtype for p in part.parameters()} == {torch.float32}
+    assert net.no_obj_ptr.dtype == torch.float32
 
 
 def test_truncated_file(tmp_path, tiny_checkpoint):
@@ -122,6 +139,7 @@ def test_device_and_dtype_choices():
         with pytest.raises(ValueError, match="no CUDA GPU"):
             pick_device("cuda")
     assert parse_dtype("bf16") is torch.bfloat16 and parse_dtype(torch.float16) is torch.float16
+    assert parse_dtype(None) is None and parse_dtype("auto") is None
     with pytest.raises(ValueError, match="float32, bfloat16 or float16"):
         parse_dtype("int8")
 

@@ -43,7 +43,7 @@ def test_session_matches_video_predictor(name, tmp_path):
     cfg = dataclasses.replace(VARIANTS[variant], image_size=int(fx["image_size"]))
     ckpt = tmp_path / "model.pt"
     torch.save({"model": state, CONFIG_KEY: cfg.to_dict()}, ckpt)
-    model = napari_sam2.load_model(ckpt, device="cpu")
+    model = napari_sam2.load_model(ckpt, device="cpu", dtype="float32")
     session = model.open_stack(fx["frames"], axis=0)
 
     records = _records(fx)

@@ -35,16 +35,38 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
-def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
-    """float32 (default), bfloat16 or float16, given as a torch dtype or a name."""
-    if dtype is None:
-        return torch.float32
+def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """float32, bfloat16 or float16, given as a torch dtype or a name; None or "auto" -> None."""
+    if dtype is None or (isinstance(dtype, str) and dtype.lower() == "auto"):
+        return None
     if isinstance(dtype, torch.dtype):
         if dtype in (torch.float32, torch.bfloat16, torch.float16):
             return dtype
     elif isinstance(dtype, str) and dtype.lower().removeprefix("torch.") in _DTYPES:
         return _DTYPES[dtype.lower().removeprefix("torch.")]
-    raise ValueError(f"dtype must be float32, bfloat16 or float16; got {dtype!r}.")
+    raise ValueError(f"dtype must be 'auto', float32, bfloat16 or float16; got {dtype!r}.")
+
+
+def cpu_has_fast_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 matrix products natively (AVX-512 BF16 / AMX via oneDNN)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def default_compute_dtype(device: torch.device) -> torch.dtype:
+    """The fast default for the image encoder and memory attention on ``device``.
+
+    CUDA: bfloat16, or float16 on GPUs without bfloat16. CPU: bfloat16 where
+    the processor has native bfloat16 arithmetic, else float32 (emulated
+    bfloat16 is slower than float32). Apple MPS: float32 (not yet measured).
+    """
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_fast_bfloat16():
+        return torch.bfloat16
+    return torch.float32
 
 
 def resolve_checkpoint(source: str | Path, progress=None) -> Path:
@@ -74,7 +96,12 @@ def load_model(
             ``"sam2.1_hiera_tiny"`` (downloaded once into the cache, see
             :func:`napari_sam2.weights.cache_dir`).
         device: ``None`` picks CUDA, then MPS, then CPU.
-        dtype: float32 (default), bfloat16 or float16.
+        dtype: precision of the two heavy parts (image encoder, memory
+            attention). ``None``/``"auto"`` (default) picks the fast one for
+            the device (:func:`default_compute_dtype`); ``"float32"`` is exact
+            (Meta's float32 numbers); ``"bfloat16"``/``"float16"`` force one.
+            The mask decoder, memory encoder and object pointers always run
+            in float32. See docs/performance.md.
         progress: download progress bar (see :func:`napari_sam2.weights.fetch_checkpoint`).
 
     Returns:
@@ -87,5 +114,5 @@ def load_model(
     """
     dev, dt = pick_device(device), parse_dtype(dtype)
     state, cfg = read_checkpoint(resolve_checkpoint(source, progress))
-    net = build_model(state, cfg)
-    return Segmenter(net.to(device=dev, dtype=dt))
+    net = build_model(state, cfg).to(device=dev, dtype=torch.float32)
+    return Segmenter(net.set_compute_dtype(dt or default_compute_dtype(dev)))

@@ -45,10 +45,17 @@ class Segmenter:
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.net.dtype
+        """The dtype of the image encoder and memory attention (the heavy parts)."""
+        return self.net.compute_dtype
+
+    @property
+    def precision(self) -> str:
+        """``"float32"`` (exact), or e.g. ``"bfloat16 (mixed)"``: heavy parts in 16 bits, heads in float32."""
+        name = str(self.dtype).removeprefix("torch.")
+        return name if self.dtype == self.net.dtype else f"{name} (mixed)"
 
     def __repr__(self) -> str:
-        return f"Segmenter(variant={self.variant!r}, device={str(self.device)!r}, dtype={self.dtype})"
+        return f"Segmenter(variant={self.variant!r}, device={str(self.device)!r}, precision={self.precision!r})"
 
     @torch.inference_mode()
     def embed_rgb(self, rgb01: np.ndarray) -> ImageEmbedding:

@@ -85,11 +85,11 @@ class TrackingSession:
         """The image embedding of ``frame``: from the memory cache, the disk store, or computed."""
         emb = self.embeddings.get(frame)
         if emb is None and self.disk is not None:
-            emb = self.disk.get(frame, self.net.device, self.net.dtype, self._grid_position())
+            emb = self.disk.get(frame, self.net.device, self.net.compute_dtype, self._grid_position())
         if emb is None:
             cfg = self.net.cfg
             with torch.inference_mode():
-                x = self.source.model_input(frame, cfg.image_size, self.net.device, self.net.dtype)
+                x = self.source.model_input(frame, cfg.image_size, self.net.device, self.net.compute_dtype)
                 emb = self.net.encode_image(x)
             self.frames_encoded += 1
             if self.disk is not None:
@@ -104,7 +104,7 @@ class TrackingSession:
     def _grid_position(self) -> torch.Tensor:
         g = self.net.cfg.feat_size
         pe = self.net.image_encoder.neck.position_encoding.grid(g, g, self.net.device)
-        return pe[None].to(self.net.dtype)
+        return pe[None].to(self.net.compute_dtype)
 
     def _signature(self) -> dict:
         """What the embeddings of this session depend on (for the disk store)."""
@@ -115,7 +115,7 @@ class TrackingSession:
         win = src.window
         return {
             "model": net.cfg.name, "weights": fingerprint.hexdigest()[:16], "image_size": net.cfg.image_size,
-            "dtype": str(net.dtype), "stack_shape": list(src.stack.shape), "stack_dtype": str(src.dtype),
+            "dtype": str(net.compute_dtype), "stack_shape": list(src.stack.shape), "stack_dtype": str(src.dtype),
             "axis": src.axis, "fixed": {str(k): v for k, v in src.fixed.items()}, "channel_axis": src.channel_axis,
             "window": None if win.is_uint8 else [list(win.low), list(win.high)],
         }

@@ -154,13 +154,25 @@ class Hiera(nn.Module):
             blocks.append(HieraBlock(dim, dim_out, heads, window, q_stride))
             dim = dim_out
         self.blocks = nn.ModuleList(blocks)
+        self._position_cache: dict = {}
 
     def _position(self, h: int, w: int) -> torch.Tensor:
-        """Background embedding resized to (h, w) plus the tiled window embedding."""
-        bkg = F.interpolate(self.pos_embed, size=(h, w), mode="bicubic")
-        win = self.pos_embed_window
-        reps = (h // win.shape[2], w // win.shape[3])
-        return (bkg + win.tile(1, 1, *reps)).permute(0, 2, 3, 1)
+        """Background embedding resized to (h, w) plus the tiled window embedding.
+
+        It depends only on the weights and (h, w), so it is computed once per
+        size (and again whenever the weights change) while gradients are off.
+        """
+        key = (h, w, self.pos_embed.dtype, str(self.pos_embed.device), self.pos_embed._version,
+               self.pos_embed_window._version, self.pos_embed.data_ptr())
+        if torch.is_grad_enabled() or self._position_cache.get("key") != key:
+            bkg = F.interpolate(self.pos_embed, size=(h, w), mode="bicubic")
+            win = self.pos_embed_window
+            reps = (h // win.shape[2], w // win.shape[3])
+            pos = (bkg + win.tile(1, 1, *reps)).permute(0, 2, 3, 1)
+            if torch.is_grad_enabled():
+                return pos
+            self._position_cache = {"key": key, "value": pos.clone()}
+        return self._position_cache["value"]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.patch_embed(x)

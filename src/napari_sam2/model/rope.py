@@ -64,13 +64,25 @@ def grid_side(num_tokens: int) -> int:
     return side
 
 
-def _rotate_pairs(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """Rotate channel pairs of x (..., N, D) by table (N, D/2, 2); float32 maths, x's dtype out."""
-    pairs = x.float().unflatten(-1, (-1, 2))
-    re, im = pairs[..., 0], pairs[..., 1]
-    cos, sin = table[..., 0], table[..., 1]
-    rotated = torch.stack((re * cos - im * sin, re * sin + im * cos), dim=-1)
-    return rotated.flatten(-2).to(x.dtype)
+def _swap_pairs(x: torch.Tensor) -> torch.Tensor:
+    """(..., D) -> (..., D) with every channel pair (2i, 2i + 1) swapped."""
+    return x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)
+
+
+def _cos_sin(table: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, D/2, 2) table -> per-channel (N, D) cosines and signed sines (-sin, +sin per pair)."""
+    cos = table[..., 0].repeat_interleave(2, dim=-1)
+    sin = torch.stack((-table[..., 1], table[..., 1]), dim=-1).flatten(-2)
+    return cos.to(dtype), sin.to(dtype)
+
+
+def _rotate_into(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """out = x rotated pairwise: (re, im) -> (re cos - im sin, im cos + re sin), in x's dtype.
+
+    ``cos``/``sin`` (N, D) broadcast against the last two axes of x (..., N, D).
+    """
+    torch.mul(x, cos, out=out)
+    return out.addcmul_(_swap_pairs(x), sin)
 
 
 def apply_axial_rope(
@@ -87,20 +99,22 @@ def apply_axial_rope(
             keys must be r >= 1 whole grids (r memory frames of Nq tokens each,
             frame by frame); each frame gets the same rotation as the queries.
             The last ``num_k_exclude`` keys (object pointers) are left as is.
-        table: (Nq, head_dim // 2, 2) from :func:`axial_rope_table`.
+        table: (Nq, head_dim // 2, 2) float32 from :func:`axial_rope_table`.
         num_k_exclude: number of trailing keys not to rotate.
 
     Returns:
-        (q, k) rotated, same shapes and dtypes as the inputs. The rotation is
-        computed in float32.
+        (q, k) rotated, same shapes and dtypes as the inputs. The table is
+        float32; the rotation itself runs in the inputs' dtype (float32 for
+        exact results; in 16-bit mode each product is rounded once, like the
+        matrix products around it).
     """
     n_q = q.shape[-2]
     if table.shape[0] != n_q or table.shape[1] * 2 != q.shape[-1]:
         raise ValueError(
             f"RoPE table {tuple(table.shape)} does not fit queries {tuple(q.shape)}"
         )
-    table = table.to(q.device)
-    q_out = _rotate_pairs(q, table)
+    cos, sin = _cos_sin(table.to(q.device), q.dtype)
+    q_out = _rotate_into(q, cos, sin, torch.empty_like(q, memory_format=torch.contiguous_format))
 
     n_rot = k.shape[-2] - num_k_exclude
     if n_rot < 0:
@@ -112,9 +126,10 @@ def apply_axial_rope(
             f"{n_rot} rotated keys are not a whole number of {n_q}-token grids"
         )
     frames = n_rot // n_q
-    # one copy of the table per memory frame (expand + reshape, no repeat)
-    k_table = table.unsqueeze(0).expand(frames, -1, -1, -1).reshape(n_rot, *table.shape[1:])
-    k_rot = _rotate_pairs(k[..., :n_rot, :], k_table)
-    if num_k_exclude == 0:
-        return q_out, k_rot
-    return q_out, torch.cat((k_rot, k[..., n_rot:, :]), dim=-2)
+    k_out = torch.empty_like(k, memory_format=torch.contiguous_format)
+    if num_k_exclude:
+        k_out[..., n_rot:, :] = k[..., n_rot:, :]
+    # every memory frame is one grid: broadcast the table over frames, no copy
+    grids = (*k.shape[:-2], frames, n_q, k.shape[-1])
+    _rotate_into(k[..., :n_rot, :].reshape(grids), cos, sin, k_out[..., :n_rot, :].view(grids))
+    return q_out, k_out

@@ -89,16 +89,41 @@ class Sam2Model(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
+        """The dtype of the precision-critical parts: prompt encoder, mask decoder,
+        memory encoder, object pointers and the learned embeddings."""
         return self.no_mem_embed.dtype
 
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype of the two heavy parts, the image encoder and memory attention
+        (and of the image embeddings they exchange)."""
+        return self.memory_attention.norm.weight.dtype
+
+    def set_compute_dtype(self, dtype: torch.dtype) -> "Sam2Model":
+        """Run the image encoder and memory attention in ``dtype`` (mixed precision).
+
+        These two parts hold nearly all of the arithmetic. Everything that
+        decides a mask's outline or whether an object is present (prompt
+        encoder, mask decoder with its IoU and object-score heads, memory
+        encoder, object pointers) stays in :attr:`dtype`. Returns ``self``.
+        """
+        self.image_encoder.to(dtype)
+        self.memory_attention.to(dtype)
+        return self
+
     def encode_image(self, images: torch.Tensor) -> ImageEmbedding:
-        """Run the image encoder on (B, 3, S, S) normalised images."""
-        feats = self.image_encoder(images)
+        """Run the image encoder on (B, 3, S, S) normalised images.
+
+        The embedding is kept in :attr:`compute_dtype`; the decoder's two
+        stride-4/8 projections run in :attr:`dtype` and are stored likewise.
+        """
+        feats = self.image_encoder(images.to(self.compute_dtype))
         dec = self.sam_mask_decoder
+        s0, s1 = (dec.conv_s0(feats.levels[0].to(self.dtype)), dec.conv_s1(feats.levels[1].to(self.dtype)))
         return ImageEmbedding(
             embed=feats.levels[2],
             pos=feats.positions[2],
-            high_res=(dec.conv_s0(feats.levels[0]), dec.conv_s1(feats.levels[1])),
+            high_res=(s0.to(self.compute_dtype), s1.to(self.compute_dtype)),
         )
 
     def decode(
@@ -117,10 +142,15 @@ class Sam2Model(nn.Module):
         (B, 1, 4G, 4G) or None.
         """
         batch = image_embed.shape[0]
+        dt = self.dtype
+        image_embed = image_embed.to(dt)
+        high_res = (high_res[0].to(dt), high_res[1].to(dt))
+        if mask_logits is not None:
+            mask_logits = mask_logits.to(dt)
         sparse, dense = self.sam_prompt_encoder(points, mask_logits, batch=batch)
-        pe = self.sam_prompt_encoder.dense_positions().to(image_embed.dtype)
-        return self.sam_mask_decoder(image_embed, pe, sparse.to(image_embed.dtype), dense, high_res)
+        pe = self.sam_prompt_encoder.dense_positions().to(dt)
+        return self.sam_mask_decoder(image_embed, pe, sparse.to(dt), dense.to(dt), high_res)
 
     def image_embed_without_memory(self, emb: ImageEmbedding) -> torch.Tensor:
-        """Stride-16 features of a frame seen without memory: + ``no_mem_embed``."""
-        return emb.embed + self.no_mem_embed.view(1, -1, 1, 1)
+        """Stride-16 features of a frame seen without memory: + ``no_mem_embed`` (in :attr:`dtype`)."""
+        return emb.embed.to(self.dtype) + self.no_mem_embed.view(1, -1, 1, 1)

@@ -69,8 +69,8 @@ def condition_on_memory(
     """
     cfg = net.cfg
     b, c, g, _ = emb.embed.shape
-    dtype = emb.embed.dtype
-    curr = emb.embed.flatten(2).permute(2, 0, 1)  # (HW, 1, C)
+    dtype = net.compute_dtype
+    curr = emb.embed.to(dtype).flatten(2).permute(2, 0, 1)  # (HW, 1, C)
     curr_pos = emb.pos.flatten(2).permute(2, 0, 1)
     mem_tokens, mem_pos = [], []
     pos_tokens = memory_pos.flatten(2).permute(2, 0, 1).to(dtype)
@@ -82,8 +82,8 @@ def condition_on_memory(
         dists = torch.tensor([d for d, _ in pointers], dtype=torch.float32, device=curr.device)
         ptrs = torch.stack([p for _, p in pointers], dim=0).to(dtype)  # (P, 1, C)
         if cfg.is_v21:
-            enc = sine_1d(dists / (max_ptrs - 1), c).to(dtype)
-            ptr_pos = net.obj_ptr_tpos_proj(enc)[:, None, :]  # (P, 1, mem_dim)
+            enc = sine_1d(dists / (max_ptrs - 1), c).to(net.dtype)
+            ptr_pos = net.obj_ptr_tpos_proj(enc)[:, None, :].to(dtype)  # (P, 1, mem_dim)
         else:
             ptr_pos = ptrs.new_zeros(len(pointers), b, cfg.mem_dim)
         split = c // cfg.mem_dim  # each pointer becomes `split` tokens of mem_dim
@@ -99,7 +99,7 @@ def condition_on_memory(
         memory_pos=torch.cat(mem_pos, dim=0),
         num_obj_ptr_tokens=n_ptr_tokens,
     )
-    return out.permute(1, 2, 0).reshape(b, c, g, g)
+    return out.permute(1, 2, 0).reshape(b, c, g, g).to(net.dtype)
 
 
 def sam_heads(
@@ -128,7 +128,6 @@ def sam_heads(
             mask_logits = F.interpolate(
                 mask_logits.float(), size=(side, side), mode="bilinear", align_corners=False, antialias=True
             )
-        mask_logits = mask_logits.to(features.dtype)
     out = net.decode(features, high_res, points, mask_logits)
     present = out.object_score > 0  # (1, 1)
     if multimask:
@@ -156,7 +155,7 @@ def mask_as_output(net: Sam2Model, emb: ImageEmbedding, mask_hr: torch.Tensor) -
     hr = m * 20.0 - 10.0
     side = hr.shape[-1] // 4
     lowres = F.interpolate(hr, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
-    heads = sam_heads(net, emb.embed, emb.high_res, None, net.mask_downsample(m.to(emb.embed.dtype)), False)
+    heads = sam_heads(net, emb.embed, emb.high_res, None, net.mask_downsample(m.to(net.dtype)), False)
     present = (m.flatten(1) > 0).any(dim=1, keepdim=True).float()
     ptr = present * heads.obj_ptr + (1 - present) * net.no_obj_ptr
     return HeadOutput(lowres=lowres, obj_ptr=ptr, object_score=20.0 * present - 10.0)
@@ -174,7 +173,7 @@ def encode_memory(
     hr = F.interpolate(lowres.float(), size=(cfg.image_size,) * 2, mode="bilinear", align_corners=False)
     mask = (hr > 0).float() if binarize else torch.sigmoid(hr)
     mask = mask * cfg.sigmoid_scale_for_mem_enc + cfg.sigmoid_bias_for_mem_enc
-    feats, _ = net.memory_encoder(emb.embed, mask)
+    feats, _ = net.memory_encoder(emb.embed.to(net.dtype), mask)
     if cfg.is_v21:
         absent = (object_score <= 0).to(feats.dtype)  # (1, 1)
         feats = feats + absent[..., None, None] * net.no_obj_embed_spatial[..., None, None].to(feats.dtype)

@@ -341,6 +341,12 @@ class TrackingSession:
         out = track.latest(frame)
         return None if out is None else self._to_frame(self._lowres(obj_id, out, frame))
 
+    def presence(self, frame: int, obj_id: int) -> float | None:
+        """The object-presence logit of ``obj_id`` on ``frame`` (> 0: present), or None without a result."""
+        frame = self._check_frame(frame)
+        out = self._track(obj_id).latest(frame)
+        return None if out is None else float(out.object_score.reshape(-1)[0])
+
     def frame_labels(self, frame: int, dtype=np.uint16) -> np.ndarray:
         """(H, W) labels of one frame: ``obj_id`` where its logit is the highest and > 0, else 0."""
         frame = self._check_frame(frame)

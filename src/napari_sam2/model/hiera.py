@@ -160,10 +160,9 @@ class Hiera(nn.Module):
         """Background embedding resized to (h, w) plus the tiled window embedding.
 
         It depends only on the weights and (h, w), so it is computed once per
-        size (and again whenever the weights change) while gradients are off.
+        size (and again after the weights are loaded or moved) while gradients are off.
         """
-        key = (h, w, self.pos_embed.dtype, str(self.pos_embed.device), self.pos_embed._version,
-               self.pos_embed_window._version, self.pos_embed.data_ptr())
+        key = (h, w, self.pos_embed.dtype, self.pos_embed.data_ptr(), self.pos_embed_window.data_ptr())
         if torch.is_grad_enabled() or self._position_cache.get("key") != key:
             bkg = F.interpolate(self.pos_embed, size=(h, w), mode="bicubic")
             win = self.pos_embed_window
@@ -173,6 +172,10 @@ class Hiera(nn.Module):
                 return pos
             self._position_cache = {"key": key, "value": pos.clone()}
         return self._position_cache["value"]
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._position_cache = {}  # new weights, new position embedding
+        return super()._load_from_state_dict(*args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.patch_embed(x)

@@ -94,7 +94,7 @@ def make_frames(n: int, size: int, objects: int, seed: int = 7):
         for k in range(objects):
             cr, cc = blob_path(k, t, size)
             d = np.sqrt((rows * size - cr) ** 2 + (cols * size - cc) ** 2) / radius
-            alpha = 1 / (1 + np.exp(6 * (d - 1)))
+            alpha = 1 / (1 + np.exp(np.minimum(6 * (d - 1), 50)))
             img += alpha[..., None] * colours[k] * (0.8 + 0.2 * np.sin(d * 5 + k))[..., None]
         img += rng.normal(0, 4, img.shape)
         frames[t] = np.clip(img, 0, 255).astype(np.uint8)

@@ -155,6 +155,66 @@ def test_reprop_after_correction_reuses_cached_embeddings(tiny_model, stack):
     s.close()
 
 
+def test_embeddings_over_the_ram_budget_spill_to_disk_exactly(tiny_model, stack):
+    """With room for one embedding in RAM, the rest go to the session's temporary folder:
+    re-propagating encodes nothing again, and the results equal a session with room for all."""
+    roomy = tiny_model.open_stack(stack)
+    tight = tiny_model.open_stack(stack, cache_bytes=1)
+    for s in (roomy, tight):
+        s.set_prompts(0, 1, points=[[10, 12]])
+        list(s.propagate())
+        s.set_prompts(6, 1, points=[[15, 15]], labels=[0])
+        list(s.propagate())
+    assert tight.frames_encoded == roomy.frames_encoded == T
+    assert len(tight.embeddings) == 1 and tight.spill.reads > 0 and tight.spill.writes == T  # each once
+    assert all(tight.has_embedding(f) for f in range(T))
+    for f in range(T):
+        np.testing.assert_array_equal(tight.logits(f, 1), roomy.logits(f, 1))
+    folder = tight.spill.folder
+    assert any(folder.iterdir())
+    roomy.close()
+    tight.close()
+    assert not folder.exists()
+
+
+def test_objects_tracked_together_equal_objects_tracked_alone(tiny_checkpoint, stack):
+    """Objects go through memory attention, the heads and the memory encoder as one batch;
+    each result equals tracking that object in a session of its own (float32)."""
+    import napari_sam2
+
+    model = napari_sam2.load_model(tiny_checkpoint, device="cpu", dtype="float32")
+    prompts = {1: dict(frame=0, points=[[10, 12]]), 2: dict(frame=0, box=(20, 20, 35, 40)),
+               3: dict(frame=3, points=[[30, 8]])}  # object 3: another memory layout, its own batch
+    together = model.open_stack(stack)
+    for oid, p in prompts.items():
+        together.set_prompts(p["frame"], oid, points=p.get("points"), box=p.get("box"))
+    list(together.propagate(start=0))
+    for oid, p in prompts.items():
+        alone = model.open_stack(stack)
+        alone.set_prompts(p["frame"], oid, points=p.get("points"), box=p.get("box"))
+        list(alone.propagate(start=0))
+        for f in range(T):
+            np.testing.assert_allclose(together.logits(f, oid), alone.logits(f, oid), atol=2e-4)
+        alone.close()
+    together.close()
+
+
+def test_labels_kept_by_the_caller_do_not_change(session, monkeypatch):
+    """A file-backed label image from labels() stays as it was when labels() is called again."""
+    from napari_sam2.engine import store
+
+    monkeypatch.setattr(store, "LABELS_IN_MEMORY_BYTES", 1024)
+    session.set_prompts(2, 1, points=[[10, 12]])
+    list(session.propagate(max_frames=2))
+    first = session.labels()
+    kept = np.array(first)
+    session.set_prompts(8, 2, points=[[30, 30]])
+    list(session.propagate(start=8, max_frames=2))
+    second = session.labels()
+    np.testing.assert_array_equal(np.asarray(first), kept)
+    assert (second[8:11] == 2).any() and not (kept == 2).any()
+
+
 def test_lazy_dask_stack_larger_than_memory(tiny_model):
     """100,000 frames of 512 x 512 uint16 (52 GB, twice this machine's RAM): only needed frames are read."""
     reads = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, Protocol, TypeVar
 
 
@@ -19,10 +19,13 @@ class ByteBudgetLRU(Generic[V]):
     """Keeps the most recently used values while their total ``nbytes`` fits ``budget``.
 
     The most recent entry is always kept, even if it alone exceeds the budget.
+    ``on_evict(key, value)`` is called for every entry pushed out by the budget
+    (e.g. to move it to disk).
     """
 
-    def __init__(self, budget: int) -> None:
+    def __init__(self, budget: int, on_evict: Callable[[Hashable, V], None] | None = None) -> None:
         self.budget = int(budget)
+        self.on_evict = on_evict
         self._items: OrderedDict[Hashable, V] = OrderedDict()
         self._bytes = 0
         self.hits = 0
@@ -44,8 +47,10 @@ class ByteBudgetLRU(Generic[V]):
         self._items[key] = value
         self._bytes += value.nbytes
         while self._bytes > self.budget and len(self._items) > 1:
-            _, dropped = self._items.popitem(last=False)
+            dropped_key, dropped = self._items.popitem(last=False)
             self._bytes -= dropped.nbytes
+            if self.on_evict is not None:
+                self.on_evict(dropped_key, dropped)
 
     def clear(self) -> None:
         self._items.clear()

@@ -24,11 +24,14 @@ from .cache import ByteBudgetLRU
 from .disk_cache import DiskEmbeddingCache
 from .frames import FrameSource
 from .prompts import Prompts, make_prompts
+from .spill import EmbeddingSpill
 from .store import LogitStore
 from .tracks import FrameOutput, ObjectTrack
 from .transforms import upscale_logits
 
-DEFAULT_EMBEDDING_CACHE_BYTES = 1024 * 2**20
+#: In-RAM budget of a session's frame embeddings; older ones go to disk (engine/spill.py).
+#: 256 MiB holds 32 frames at 1024² in bfloat16 (8 MiB each), 16 in float32.
+DEFAULT_EMBEDDING_CACHE_BYTES = 256 * 2**20
 DIRECTIONS = ("forward", "backward", "both")
 
 
@@ -40,10 +43,11 @@ class TrackingSession:
         self.segmenter = segmenter
         self.net = segmenter.net
         self.source = source
-        self.embeddings: ByteBudgetLRU[ImageEmbedding] = ByteBudgetLRU(cache_bytes)
         cfg = self.net.cfg
         self._side = 4 * cfg.feat_size
         self._store = LogitStore(len(source), self._side, workdir)
+        self.spill = EmbeddingSpill(self._store.folder / "embeddings")
+        self.embeddings: ByteBudgetLRU[ImageEmbedding] = ByteBudgetLRU(cache_bytes, on_evict=self.spill.put)
         self._objects: dict[int, ObjectTrack] = {}
         self._memory_pos: torch.Tensor | None = None
         self.frames_encoded = 0
@@ -82,8 +86,11 @@ class TrackingSession:
         return track
 
     def embedding(self, frame: int) -> ImageEmbedding:
-        """The image embedding of ``frame``: from the memory cache, the disk store, or computed."""
+        """The image embedding of ``frame``: from the memory cache, the disk (spilled or
+        stored), or computed."""
         emb = self.embeddings.get(frame)
+        if emb is None:
+            emb = self.spill.get(frame, self.net.device, self._grid_position())
         if emb is None and self.disk is not None:
             emb = self.disk.get(frame, self.net.device, self.net.compute_dtype, self._grid_position())
         if emb is None:
@@ -98,8 +105,9 @@ class TrackingSession:
         return emb
 
     def has_embedding(self, frame: int) -> bool:
-        """Whether ``frame``'s embedding is in the memory cache (so a prompt on it is quick)."""
-        return self._check_frame(frame) in self.embeddings
+        """Whether ``frame``'s embedding is at hand, in RAM or spilled to disk (so a prompt on it is quick)."""
+        frame = self._check_frame(frame)
+        return frame in self.embeddings or frame in self.spill
 
     def _grid_position(self) -> torch.Tensor:
         g = self.net.cfg.feat_size
@@ -227,9 +235,8 @@ class TrackingSession:
         self._store.clear()
 
     # ------------------------------------------------------------ propagation
-    def _conditioned(self, obj_id: int, track: ObjectTrack, frame: int, emb: ImageEmbedding,
-                     reverse: bool) -> torch.Tensor:
-        """Features of ``frame`` after attending to the object's memory (reference order)."""
+    def _memory_bank(self, obj_id: int, track: ObjectTrack, frame: int, reverse: bool) -> tracker.MemoryBank:
+        """The memories and object pointers ``frame`` attends to, in the reference's order."""
         cfg = self.net.cfg
         step = 1 if reverse else -1  # towards the frames already seen
         memories = [(0, self._memory(obj_id, t, out)) for t, out in track.cond.items()]
@@ -253,7 +260,14 @@ class TrackingSession:
             out = track.noncond.get(t)
             if out is not None:
                 pointers.append((dist, out.obj_ptr))
-        return tracker.condition_on_memory(self.net, emb, memories, self._memory_position(emb), pointers, n_ptr)
+        return tracker.MemoryBank(memories, pointers)
+
+    def _conditioned(self, obj_id: int, track: ObjectTrack, frame: int, emb: ImageEmbedding,
+                     reverse: bool) -> torch.Tensor:
+        """(1, C, G, G) features of ``frame`` after attending to one object's memory."""
+        bank = self._memory_bank(obj_id, track, frame, reverse)
+        n_ptr = tracker.max_pointers(self.net, self.num_frames)
+        return tracker.condition_on_memory(self.net, emb, [bank], self._memory_position(emb), n_ptr)
 
     def _commit_pending(self) -> None:
         """Encode the memory of every prompted frame and make it a conditioning frame."""
@@ -308,10 +322,12 @@ class TrackingSession:
                         if t not in near:
                             self._park(obj_id, t, o)
             masks = {}
+            todo = [(oid, t) for oid, t in self._objects.items() if frame not in t.cond]
+            tracked = self._track_frame(todo, frame, reverse) if todo else {}
             for obj_id, track in self._objects.items():
                 out = track.cond.get(frame)
                 if out is None:
-                    out = self._track_frame(obj_id, track, frame, reverse)
+                    out = tracked[obj_id]
                     track.noncond[frame] = out
                 track.tracked[frame] = reverse
                 masks[obj_id] = self._to_frame(self._lowres(obj_id, out, frame)) > 0
@@ -321,14 +337,31 @@ class TrackingSession:
             previous = (frame, reverse)
             yield frame, masks
 
-    def _track_frame(self, obj_id: int, track: ObjectTrack, frame: int, reverse: bool) -> FrameOutput:
-        """Segment ``frame`` from the object's memory alone and encode its new memory."""
+    def _track_frame(self, todo: list[tuple[int, ObjectTrack]], frame: int,
+                     reverse: bool) -> dict[int, FrameOutput]:
+        """Segment ``frame`` for each object from its memory alone, and encode the new memories.
+
+        Objects whose memory banks have the same layout (the usual case) run as
+        one batch through memory attention, the SAM heads and the memory encoder.
+        """
+        n_ptr = tracker.max_pointers(self.net, self.num_frames)
+        results: dict[int, FrameOutput] = {}
         with torch.inference_mode():
             emb = self.embedding(frame)
-            feats = self._conditioned(obj_id, track, frame, emb, reverse)
-            heads = tracker.sam_heads(self.net, feats, emb.high_res, None, None, multimask=True)
-            memory = tracker.encode_memory(self.net, emb, heads.lowres, heads.object_score, binarize=False)
-        return FrameOutput(heads.lowres, heads.obj_ptr, heads.object_score, memory)
+            groups: dict[tuple[int, int], list[tuple[int, tracker.MemoryBank]]] = {}
+            for obj_id, track in todo:
+                bank = self._memory_bank(obj_id, track, frame, reverse)
+                groups.setdefault(bank.layout, []).append((obj_id, bank))
+            for members in groups.values():
+                banks = [bank for _, bank in members]
+                feats = tracker.condition_on_memory(self.net, emb, banks, self._memory_position(emb), n_ptr)
+                heads = tracker.sam_heads(self.net, feats, emb.high_res, None, None, multimask=True)
+                memory = tracker.encode_memory(self.net, emb, heads.lowres, heads.object_score, binarize=False)
+                for i, (obj_id, _) in enumerate(members):
+                    row = slice(i, i + 1)
+                    results[obj_id] = FrameOutput(heads.lowres[row].clone(), heads.obj_ptr[row].clone(),
+                                                  heads.object_score[row].clone(), memory[row].clone())
+        return results
 
     # ---------------------------------------------------------------- results
     def _to_frame(self, lowres: torch.Tensor) -> np.ndarray:
@@ -379,4 +412,5 @@ class TrackingSession:
 
     def close(self) -> None:
         """Delete the session's temporary files."""
+        self.embeddings.clear()
         self._store.close()

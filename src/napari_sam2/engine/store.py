@@ -19,40 +19,47 @@ LABELS_IN_MEMORY_BYTES = 256 * 2**20
 
 
 class LogitStore:
-    """Per-object (num_frames, side, side) float32 arrays backed by files.
+    """Per-object (num_frames, side, side) float32 logits in sparse files.
 
-    Files are sparse: only frames that were written take disk space.
+    Only frames that were written take disk space. Reads and writes are
+    ordinary file I/O (no memory map), so stored frames never count as this
+    process's resident memory.
     """
 
     def __init__(self, num_frames: int, side: int, workdir: str | Path | None = None) -> None:
         self.num_frames, self.side = num_frames, side
         self._tmp = tempfile.TemporaryDirectory(prefix="napari-sam2-", dir=workdir)
         self.folder = Path(self._tmp.name)
-        self._arrays: dict[int, np.memmap] = {}
+        self._files: dict[int, Path] = {}
+        self._frame_bytes = side * side * 4
+        self._labels_made = 0
 
-    def _array(self, obj_id: int) -> np.memmap:
-        arr = self._arrays.get(obj_id)
-        if arr is None:
+    def _file(self, obj_id: int) -> Path:
+        path = self._files.get(obj_id)
+        if path is None:
             path = self.folder / f"logits-{obj_id}.f32"
-            arr = np.memmap(path, dtype=np.float32, mode="w+", shape=(self.num_frames, self.side, self.side))
-            self._arrays[obj_id] = arr
-        return arr
+            with open(path, "wb") as fh:
+                fh.truncate(self.num_frames * self._frame_bytes)  # sparse: no disk until written
+            self._files[obj_id] = path
+        return path
 
     def put(self, obj_id: int, frame: int, logits: np.ndarray) -> None:
-        self._array(obj_id)[frame] = logits
+        with open(self._file(obj_id), "r+b") as fh:
+            fh.seek(frame * self._frame_bytes)
+            fh.write(np.ascontiguousarray(logits, dtype=np.float32).tobytes())
 
     def get(self, obj_id: int, frame: int) -> np.ndarray:
-        return np.array(self._array(obj_id)[frame])
+        count = self.side * self.side
+        flat = np.fromfile(self._file(obj_id), np.float32, count=count, offset=frame * self._frame_bytes)
+        return flat.reshape(self.side, self.side)
 
     def drop(self, obj_id: int) -> None:
-        arr = self._arrays.pop(obj_id, None)
-        if arr is not None:
-            path = Path(arr.filename)
-            del arr
+        path = self._files.pop(obj_id, None)
+        if path is not None:
             path.unlink(missing_ok=True)
 
     def clear(self) -> None:
-        for obj_id in list(self._arrays):
+        for obj_id in list(self._files):
             self.drop(obj_id)
 
     def labels(self, shape: tuple[int, int, int], dtype, frames: dict[int, callable]) -> np.ndarray:
@@ -69,7 +76,8 @@ class LogitStore:
             for t, make in frames.items():
                 out[t] = make()
             return out
-        path = self.folder / "labels.bin"
+        self._labels_made += 1
+        path = self.folder / f"labels-{self._labels_made}.bin"  # a new file: earlier results stay as they were
         frame_bytes = nbytes // shape[0]
         with open(path, "wb") as fh:
             fh.truncate(nbytes)  # sparse: unwritten frames read as zeros and take no disk
@@ -79,5 +87,5 @@ class LogitStore:
         return np.memmap(path, dtype=dtype, mode="r+", shape=shape)
 
     def close(self) -> None:
-        self._arrays.clear()
+        self._files.clear()
         self._tmp.cleanup()

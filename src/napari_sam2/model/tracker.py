@@ -22,10 +22,10 @@ NO_OBJECT_LOGIT = -1024.0
 
 @dataclass
 class HeadOutput:
-    """What the SAM heads produce for one object on one frame (batch of 1).
+    """What the SAM heads produce for B objects on one frame.
 
-    ``lowres`` (1, 1, 4G, 4G) float32 logits of the chosen mask, ``obj_ptr``
-    (1, C) object pointer, ``object_score`` (1, 1) presence logit.
+    ``lowres`` (B, 1, 4G, 4G) float32 logits of the chosen mask, ``obj_ptr``
+    (B, C) object pointers, ``object_score`` (B, 1) presence logits.
     """
 
     lowres: torch.Tensor
@@ -46,58 +46,85 @@ def sine_1d(pos: torch.Tensor, dim: int, temperature: float = 10000.0) -> torch.
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
-def condition_on_memory(
-    net: Sam2Model,
-    emb: ImageEmbedding,
-    memories: list[tuple[int, torch.Tensor]],
-    memory_pos: torch.Tensor,
-    pointers: list[tuple[int, torch.Tensor]],
-    max_ptrs: int,
-) -> torch.Tensor:
-    """Stride-16 features of a frame after attending to the object's memory.
+@dataclass
+class MemoryBank:
+    """What one object attends to on one frame, in attention order.
 
-    Args:
-        memories: (t_pos, features (1, mem_dim, G, G)) pairs in attention
-            order; t_pos 0 for conditioning frames, 1 (oldest) ... 6 (newest)
-            for recent frames.
-        memory_pos: (1, mem_dim, G, G) position encoding shared by all memories.
-        pointers: (signed or absolute temporal distance, pointer (1, C)) pairs.
-        max_ptrs: the normalising pointer count, ``min(num_frames, 16)``.
-
-    Returns:
-        (1, C, G, G) features for the SAM heads.
+    ``memories``: (t_pos, features (1, mem_dim, G, G)) pairs; t_pos 0 for
+    conditioning frames, 1 (oldest) ... 6 (newest) for recent frames.
+    ``pointers``: (signed or absolute temporal distance, pointer (1, C)) pairs.
     """
+
+    memories: list[tuple[int, torch.Tensor]]
+    pointers: list[tuple[int, torch.Tensor]]
+
+    @property
+    def layout(self) -> tuple[int, int]:
+        """(memory frames, pointers): banks with equal layouts have equal token counts."""
+        return len(self.memories), len(self.pointers)
+
+
+def _bank_tokens(net: Sam2Model, bank: MemoryBank, pos_tokens: torch.Tensor, c: int, max_ptrs: int,
+                 dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(M, 1, mem_dim) memory tokens and positions of one bank, and its pointer-token count."""
     cfg = net.cfg
-    b, c, g, _ = emb.embed.shape
-    dtype = net.compute_dtype
-    curr = emb.embed.to(dtype).flatten(2).permute(2, 0, 1)  # (HW, 1, C)
-    curr_pos = emb.pos.flatten(2).permute(2, 0, 1)
     mem_tokens, mem_pos = [], []
-    pos_tokens = memory_pos.flatten(2).permute(2, 0, 1).to(dtype)
-    for t_pos, feats in memories:
+    for t_pos, feats in bank.memories:
         mem_tokens.append(feats.to(dtype).flatten(2).permute(2, 0, 1))
         mem_pos.append(pos_tokens + net.maskmem_tpos_enc[cfg.num_maskmem - t_pos - 1].to(dtype))
     n_ptr_tokens = 0
-    if pointers:
-        dists = torch.tensor([d for d, _ in pointers], dtype=torch.float32, device=curr.device)
-        ptrs = torch.stack([p for _, p in pointers], dim=0).to(dtype)  # (P, 1, C)
+    if bank.pointers:
+        device = pos_tokens.device
+        dists = torch.tensor([d for d, _ in bank.pointers], dtype=torch.float32, device=device)
+        ptrs = torch.stack([p for _, p in bank.pointers], dim=0).to(dtype)  # (P, 1, C)
         if cfg.is_v21:
             enc = sine_1d(dists / (max_ptrs - 1), c).to(net.dtype)
             ptr_pos = net.obj_ptr_tpos_proj(enc)[:, None, :].to(dtype)  # (P, 1, mem_dim)
         else:
-            ptr_pos = ptrs.new_zeros(len(pointers), b, cfg.mem_dim)
+            ptr_pos = ptrs.new_zeros(len(bank.pointers), 1, cfg.mem_dim)
         split = c // cfg.mem_dim  # each pointer becomes `split` tokens of mem_dim
-        ptrs = ptrs.reshape(-1, b, split, cfg.mem_dim).permute(0, 2, 1, 3).flatten(0, 1)
+        ptrs = ptrs.reshape(-1, 1, split, cfg.mem_dim).permute(0, 2, 1, 3).flatten(0, 1)
         ptr_pos = ptr_pos.repeat_interleave(split, dim=0)
         mem_tokens.append(ptrs)
         mem_pos.append(ptr_pos)
         n_ptr_tokens = ptrs.shape[0]
+    return torch.cat(mem_tokens, dim=0), torch.cat(mem_pos, dim=0), n_ptr_tokens
+
+
+def condition_on_memory(
+    net: Sam2Model,
+    emb: ImageEmbedding,
+    banks: list[MemoryBank],
+    memory_pos: torch.Tensor,
+    max_ptrs: int,
+) -> torch.Tensor:
+    """Stride-16 features of one frame after attending to each object's memory.
+
+    Args:
+        emb: the frame's embedding (batch of 1).
+        banks: one :class:`MemoryBank` per object, all with the same ``layout``
+            (they run as one batch through memory attention).
+        memory_pos: (1, mem_dim, G, G) position encoding shared by all memories.
+        max_ptrs: the normalising pointer count, ``min(num_frames, 16)``.
+
+    Returns:
+        (B, C, G, G) features for the SAM heads, B = ``len(banks)``, in ``net.dtype``.
+    """
+    if len({bank.layout for bank in banks}) != 1:
+        raise ValueError("memory banks of one batch must have the same layout")
+    b = len(banks)
+    _, c, g, _ = emb.embed.shape
+    dtype = net.compute_dtype
+    curr = emb.embed.to(dtype).flatten(2).permute(2, 0, 1).expand(-1, b, -1)  # (HW, B, C)
+    curr_pos = emb.pos.flatten(2).permute(2, 0, 1).expand(-1, b, -1)
+    pos_tokens = memory_pos.flatten(2).permute(2, 0, 1).to(dtype)
+    parts = [_bank_tokens(net, bank, pos_tokens, c, max_ptrs, dtype) for bank in banks]
     out = net.memory_attention(
         curr=curr,
         curr_pos=curr_pos,
-        memory=torch.cat(mem_tokens, dim=0),
-        memory_pos=torch.cat(mem_pos, dim=0),
-        num_obj_ptr_tokens=n_ptr_tokens,
+        memory=torch.cat([t for t, _, _ in parts], dim=1),
+        memory_pos=torch.cat([p for _, p, _ in parts], dim=1),
+        num_obj_ptr_tokens=parts[0][2],
     )
     return out.permute(1, 2, 0).reshape(b, c, g, g).to(net.dtype)
 
@@ -110,17 +137,21 @@ def sam_heads(
     mask_logits: torch.Tensor | None,
     multimask: bool,
 ) -> HeadOutput:
-    """Decode one object on one frame the way the video model does.
+    """Decode B objects on one frame the way the video model does.
 
-    Unlike single-image prediction, a frame without clicks gets a padding
-    point; the object pointer follows the chosen mask token; an absent object
-    gets :data:`NO_OBJECT_LOGIT` everywhere and the learned ``no_obj_ptr``.
+    ``features`` (B, C, G, G); ``high_res`` of the frame (batch 1 or B);
+    ``points`` (B, N, 2) and (B, N) or None; ``mask_logits`` (B, 1, h, w) or
+    None. Unlike single-image prediction, a frame without clicks gets a
+    padding point; the object pointer follows the chosen mask token; an
+    absent object gets :data:`NO_OBJECT_LOGIT` everywhere and the learned
+    ``no_obj_ptr``. Returns a :class:`HeadOutput` of batch B.
     """
     cfg = net.cfg
+    b = features.shape[0]
     if points is None:
         points = (
-            torch.zeros(1, 1, 2, device=features.device),
-            torch.full((1, 1), -1, dtype=torch.int32, device=features.device),
+            torch.zeros(b, 1, 2, device=features.device),
+            torch.full((b, 1), -1, dtype=torch.int32, device=features.device),
         )
     if mask_logits is not None:
         side = 4 * cfg.feat_size
@@ -129,12 +160,13 @@ def sam_heads(
                 mask_logits.float(), size=(side, side), mode="bilinear", align_corners=False, antialias=True
             )
     out = net.decode(features, high_res, points, mask_logits)
-    present = out.object_score > 0  # (1, 1)
+    present = out.object_score > 0  # (B, 1)
     if multimask:
         masks, ious = out.masks[:, 1:], out.iou[:, 1:]
         best = ious.argmax(dim=-1)
-        lowres = masks[torch.arange(1), best][:, None]
-        token = out.mask_tokens[:, 1:][torch.arange(1), best]
+        rows = torch.arange(b, device=best.device)
+        lowres = masks[rows, best][:, None]
+        token = out.mask_tokens[:, 1:][rows, best]
     else:
         lowres, _ = select_masks(out, False, cfg.stability_delta, cfg.stability_thresh)
         token = out.mask_tokens[:, 0]
@@ -164,18 +196,20 @@ def mask_as_output(net: Sam2Model, emb: ImageEmbedding, mask_hr: torch.Tensor) -
 def encode_memory(
     net: Sam2Model, emb: ImageEmbedding, lowres: torch.Tensor, object_score: torch.Tensor, binarize: bool
 ) -> torch.Tensor:
-    """The memory of one frame: (1, mem_dim, G, G), stored in bfloat16 as SAM 2 does.
+    """The memories of B objects on one frame: (B, mem_dim, G, G), stored in bfloat16 as SAM 2 does.
 
-    ``lowres`` (1, 1, 4G, 4G) logits are upsampled to the model frame; with
+    ``lowres`` (B, 1, 4G, 4G) logits are upsampled to the model frame; with
     ``binarize`` (frames with user clicks) the mask is thresholded first.
+    ``object_score`` (B, 1); ``emb`` the frame's embedding (batch 1).
     """
     cfg = net.cfg
+    b = lowres.shape[0]
     hr = F.interpolate(lowres.float(), size=(cfg.image_size,) * 2, mode="bilinear", align_corners=False)
     mask = (hr > 0).float() if binarize else torch.sigmoid(hr)
     mask = mask * cfg.sigmoid_scale_for_mem_enc + cfg.sigmoid_bias_for_mem_enc
-    feats, _ = net.memory_encoder(emb.embed.to(net.dtype), mask)
+    feats, _ = net.memory_encoder(emb.embed.to(net.dtype).expand(b, -1, -1, -1), mask)
     if cfg.is_v21:
-        absent = (object_score <= 0).to(feats.dtype)  # (1, 1)
+        absent = (object_score <= 0).to(feats.dtype)  # (B, 1)
         feats = feats + absent[..., None, None] * net.no_obj_embed_spatial[..., None, None].to(feats.dtype)
     return feats.to(torch.bfloat16)
 
@@ -192,6 +226,6 @@ def max_pointers(net: Sam2Model, num_frames: int) -> int:
 
 
 __all__ = [
-    "HeadOutput", "NO_OBJECT_LOGIT", "condition_on_memory", "encode_memory", "mask_as_output",
+    "HeadOutput", "MemoryBank", "NO_OBJECT_LOGIT", "condition_on_memory", "encode_memory", "mask_as_output",
     "max_pointers", "memory_position", "sam_heads", "sine_1d",
 ]

@@ -36,8 +36,8 @@ def test_tiny_checkpoint_loads(tiny_checkpoint):
 
 
 def test_default_precision_is_mixed_where_the_cpu_has_bfloat16(tiny_checkpoint):
-    """The fast default: heavy parts (image encoder, memory attention) in bfloat16 when
-    the CPU has native bfloat16, float32 otherwise; the heads always stay float32."""
+    """The fast default: heavy parts (image encoder, memory attention, memory encoder) in
+    bfloat16 when the CPU has native bfloat16, float32 otherwise; the heads always stay float32."""
     from napari_sam2.loading import cpu_has_fast_bfloat16
 
     seg = napari_sam2.load_model(tiny_checkpoint, device="cpu")
@@ -46,7 +46,8 @@ def test_default_precision_is_mixed_where_the_cpu_has_bfloat16(tiny_checkpoint):
     net = seg.net
     assert {p.dtype for p in net.image_encoder.parameters()} == {expected}
     assert {p.dtype for p in net.memory_attention.parameters()} == {expected}
-    for part in (net.sam_mask_decoder, net.sam_prompt_encoder, net.memory_encoder, net.obj_ptr_proj):
+    assert {p.dtype for p in net.memory_encoder.parameters()} == {expected}
+    for part in (net.sam_mask_decoder, net.sam_prompt_encoder, net.obj_ptr_proj):
         assert {p.dtype for p in part.parameters()} == {torch.float32}
     assert net.no_obj_ptr.dtype == torch.float32
 

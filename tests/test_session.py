@@ -186,9 +186,15 @@ def test_objects_tracked_together_equal_objects_tracked_alone(tiny_checkpoint, s
     prompts = {1: dict(frame=0, points=[[10, 12]]), 2: dict(frame=0, box=(20, 20, 35, 40)),
                3: dict(frame=3, points=[[30, 8]])}  # object 3: another memory layout, its own batch
     together = model.open_stack(stack)
+    together.batch_objects = True  # (off by default on CPUs)
+    calls = []
+    attention = model.net.memory_attention.forward
+    model.net.memory_attention.forward = lambda curr, *a, **k: (calls.append(curr.shape[1]), attention(curr, *a, **k))[1]
     for oid, p in prompts.items():
         together.set_prompts(p["frame"], oid, points=p.get("points"), box=p.get("box"))
     list(together.propagate(start=0))
+    del model.net.memory_attention.forward
+    assert max(calls) >= 2  # objects with the same memory layout went through memory attention together
     for oid, p in prompts.items():
         alone = model.open_stack(stack)
         alone.set_prompts(p["frame"], oid, points=p.get("points"), box=p.get("box"))
@@ -362,3 +368,20 @@ def test_large_label_images_are_file_backed(session, monkeypatch):
     assert isinstance(on_disk, np.memmap)
     np.testing.assert_array_equal(np.asarray(on_disk), in_ram)
     assert in_ram[2:6].any() and not in_ram[:2].any()
+
+
+@pytest.mark.slow
+def test_compiled_model_tracks_like_the_eager_one(tiny_checkpoint, stack):
+    """load_model(compile=True): torch.compile'd image encoder and memory attention, same results."""
+    import napari_sam2
+
+    results = []
+    for compiled in (False, True):
+        model = napari_sam2.load_model(tiny_checkpoint, device="cpu", dtype="float32", compile=compiled)
+        s = model.open_stack(stack[:4])
+        s.set_prompts(0, 1, points=[[10, 12]])
+        list(s.propagate())
+        results.append([s.logits(f, 1) for f in range(4)])
+        s.close()
+    for eager, compiled in zip(*results):
+        np.testing.assert_allclose(compiled, eager, atol=1e-3)

@@ -69,8 +69,22 @@ def test_point_segments_current_frame(sam2, qtbot):
     np.testing.assert_array_equal(labels[2], ctl.session.frame_labels(2))
     assert labels[2].any() and not labels[[0, 1, 3, 4, 5]].any()
     assert ctl.session.prompts()[1][2].points.tolist() == [[20, 20]]
-    assert any("image embedding of frame 2" in t for t in said) and said[-1] == ""  # busy, then idle
+    # busy (frame 2 is encoded in the background as soon as it is shown, or by the click), then idle
+    assert any("Preparing frame 2" in t or "image embedding of frame 2" in t for t in said) and said[-1] == ""
     assert widget.status_label.text() == "idle" and widget.busy_bar.isHidden()
+
+
+def test_frame_in_view_is_encoded_in_the_background(sam2, qtbot):
+    """Moving to a frame encodes it while nothing else runs: the first click there is decoder-only."""
+    viewer, widget = sam2
+    ctl = widget.controller
+    viewer.dims.set_point(0, 4)
+    qtbot.waitUntil(lambda: ctl.session is not None and ctl.session.has_embedding(4), timeout=TIMEOUT)
+    idle(qtbot, widget)
+    encoded = ctl.session.frames_encoded
+    ctl.layers.points.add([[4, 20, 20]])
+    idle(qtbot, widget)
+    assert ctl.session.frames_encoded == encoded and ctl.layers.labels.data[4].any()
 
 
 def test_box_is_a_second_object(sam2, qtbot):

@@ -88,6 +88,7 @@ def load_model(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     progress=None,
+    compile: bool = False,
 ) -> Segmenter:
     """Load SAM 2 / 2.1 from an official checkpoint.
 
@@ -100,9 +101,12 @@ def load_model(
             attention). ``None``/``"auto"`` (default) picks the fast one for
             the device (:func:`default_compute_dtype`); ``"float32"`` is exact
             (Meta's float32 numbers); ``"bfloat16"``/``"float16"`` force one.
-            The mask decoder, memory encoder and object pointers always run
-            in float32. See docs/performance.md.
+            The mask decoder (IoU and object-presence heads), prompt encoder
+            and object pointers always run in float32. See docs/models.md.
         progress: download progress bar (see :func:`napari_sam2.weights.fetch_checkpoint`).
+        compile: compile the image encoder and memory attention with
+            ``torch.compile`` (opt-in: compiling takes a while on the first
+            frames; it pays off on GPUs and long stacks).
 
     Returns:
         A :class:`~napari_sam2.engine.Segmenter`; ``.variant`` tells which of
@@ -115,4 +119,7 @@ def load_model(
     dev, dt = pick_device(device), parse_dtype(dtype)
     state, cfg = read_checkpoint(resolve_checkpoint(source, progress))
     net = build_model(state, cfg).to(device=dev, dtype=torch.float32)
-    return Segmenter(net.set_compute_dtype(dt or default_compute_dtype(dev)))
+    net.set_compute_dtype(dt or default_compute_dtype(dev))
+    if compile:
+        net.compile_heavy_parts()
+    return Segmenter(net)

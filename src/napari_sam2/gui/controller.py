@@ -14,7 +14,7 @@ import logging
 from contextlib import contextmanager
 
 from napari.utils.notifications import show_info, show_warning
-from qtpy.QtCore import QObject, Signal
+from qtpy.QtCore import QObject, QTimer, Signal
 
 from . import tasks
 from .editing import EditingMixin
@@ -28,7 +28,7 @@ from .stack import StackGeometry, axis_names, current_position, layer_data
 
 log = logging.getLogger(__name__)
 _EDITS = {"added", "removed", "changed"}
-SESSION_JOBS = ("prompt", "propagate", "edit", "save")  # every job kind but "load"
+SESSION_JOBS = ("prompt", "propagate", "edit", "save", "encode")  # every job kind but "load"
 
 
 class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, LifecycleMixin):
@@ -64,6 +64,7 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
         self._download = None
         self._init_propagation()
         viewer.layers.events.removed.connect(self._layer_removed)
+        viewer.dims.events.current_step.connect(self._view_moved)
 
     # ------------------------------------------------------------- helpers
     @contextmanager
@@ -80,6 +81,23 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
         if job is not None and waiting:
             text += f" ({waiting} more waiting)"
         self.status.emit(text)
+        if job is None and not waiting:
+            QTimer.singleShot(0, self._view_moved)
+
+    def _view_moved(self, event=None) -> None:
+        """While nothing else runs, encode the frame in view, so that the first click on it is quick."""
+        if self._closed or self.model is None or self.geometry is None or self.runner.busy:
+            return
+        frame = self.current_frame()
+
+        def prepare():
+            session = self._get_session()
+            if session is None or session.has_embedding(frame):
+                return None
+            return tasks.encode, (session, frame)
+
+        self.runner.submit(Job(("encode",), "encode", prepare, self._show,
+                               description=f"Preparing frame {frame} for clicks"))
 
     def current_frame(self) -> int:
         """The frame shown in the viewer (0 for a 2-D image)."""
@@ -288,7 +306,7 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
     def set_model(self, model) -> None:
         """Use an already loaded :class:`~napari_sam2.Segmenter` (e.g. from napari's console)."""
         self.model = model
-        text = f"{model.variant} on {model.device} ({str(model.dtype).removeprefix('torch.')})"
+        text = f"{model.variant} on {model.device} ({model.precision})"
         self.model_changed.emit(text)
         show_info(f"SAM 2 model loaded: {text}.")
         self.rebind()

@@ -75,6 +75,22 @@ def segment(session: TrackingSession, frame: int, obj_id: int, prompt) -> Iterat
     yield FrameLabels(frame, session.frame_labels(frame))
 
 
+def encode(session: TrackingSession, frame: int) -> Iterator[Status]:
+    """``session.embedding(frame)`` ahead of a click, so the click only runs the mask decoder.
+
+    Bad pixel data is not reported here: the user sees that error if they prompt the frame.
+    """
+    from ..errors import ImageDataError
+
+    if session.has_embedding(frame):
+        return
+    yield Status(f"Preparing frame {frame} for clicks …")
+    try:
+        session.embedding(frame)
+    except ImageDataError:
+        return
+
+
 def propagate(session: TrackingSession, runs: list[tuple[int, str, int]]) -> Iterator[FrameLabels]:
     """``session.propagate(start, direction, max_frames)`` for each run; one result per frame.
 

@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .common import attention
-from .rope import apply_axial_rope, axial_rope_table, grid_side
+from .rope import apply_axial_rope, axial_rope_table, grid_side, rope_cos_sin
 
 
 class RopeAttention(nn.Module):
@@ -52,17 +52,32 @@ class RopeAttention(nn.Module):
         self.v_proj = nn.Linear(kv_dim, dim)
         self.out_proj = nn.Linear(dim, dim)
         self._tables: dict[tuple[int, str], torch.Tensor] = {}
+        self._cos_sin: dict[tuple[int, str, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
         self.rope_table(feat_size, torch.device("cpu"))
 
     def rope_table(self, side: int, device: torch.device) -> torch.Tensor:
         """(side*side, head_dim/2, 2) float32 RoPE table on ``device`` (cached)."""
         key = (side, str(device))
         if key not in self._tables:
-            cpu_key = (side, "cpu")
-            if cpu_key not in self._tables:
-                self._tables[cpu_key] = axial_rope_table(self.head_dim, side, self.rope_theta)
-            self._tables[key] = self._tables[cpu_key].to(device)
+            with torch.inference_mode(False), torch.no_grad():
+                self._fill_table(side, device)
         return self._tables[key]
+
+    def _fill_table(self, side: int, device: torch.device) -> None:
+        cpu_key = (side, "cpu")
+        if cpu_key not in self._tables:
+            self._tables[cpu_key] = axial_rope_table(self.head_dim, side, self.rope_theta)
+        self._tables[(side, str(device))] = self._tables[cpu_key].to(device)
+
+    def rope_cos_sin(self, side: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """The table as per-channel (side*side, head_dim) cosines and signed sines in ``dtype`` (cached)."""
+        key = (side, str(device), dtype)
+        if key not in self._cos_sin:
+            # ordinary tensors even when first asked for under inference_mode, so that the
+            # cache also serves code that runs with autograd
+            with torch.inference_mode(False), torch.no_grad():
+                self._cos_sin[key] = rope_cos_sin(self.rope_table(side, device), dtype)
+        return self._cos_sin[key]
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
         """(B, N, heads*d) -> (B, heads, N, d)."""
@@ -88,8 +103,9 @@ class RopeAttention(nn.Module):
         q = self._split(self.q_proj(q))
         k = self._split(self.k_proj(k))
         v = self._split(self.v_proj(v))
-        table = self.rope_table(grid_side(q.shape[-2]), q.device)
-        q, k = apply_axial_rope(q, k, table, num_k_exclude_rope)
+        side = grid_side(q.shape[-2])
+        table = self.rope_table(side, q.device)
+        q, k = apply_axial_rope(q, k, table, num_k_exclude_rope, self.rope_cos_sin(side, q.device, q.dtype))
         out = attention(q, k, v)  # (B, heads, Nq, d)
         return self.out_proj(out.transpose(1, 2).flatten(2))
 

@@ -69,8 +69,8 @@ def _swap_pairs(x: torch.Tensor) -> torch.Tensor:
     return x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)
 
 
-def _cos_sin(table: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, D/2, 2) table -> per-channel (N, D) cosines and signed sines (-sin, +sin per pair)."""
+def rope_cos_sin(table: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, D/2, 2) table -> per-channel (N, D) cosines and signed sines (-sin, +sin per pair), in ``dtype``."""
     cos = table[..., 0].repeat_interleave(2, dim=-1)
     sin = torch.stack((-table[..., 1], table[..., 1]), dim=-1).flatten(-2)
     return cos.to(dtype), sin.to(dtype)
@@ -90,6 +90,7 @@ def apply_axial_rope(
     k: torch.Tensor,
     table: torch.Tensor,
     num_k_exclude: int = 0,
+    cos_sin: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotate queries and keys by their grid positions.
 
@@ -101,6 +102,8 @@ def apply_axial_rope(
             The last ``num_k_exclude`` keys (object pointers) are left as is.
         table: (Nq, head_dim // 2, 2) float32 from :func:`axial_rope_table`.
         num_k_exclude: number of trailing keys not to rotate.
+        cos_sin: :func:`rope_cos_sin` of ``table`` in the inputs' dtype and
+            device, if the caller keeps it (else computed here).
 
     Returns:
         (q, k) rotated, same shapes and dtypes as the inputs. The table is
@@ -113,7 +116,7 @@ def apply_axial_rope(
         raise ValueError(
             f"RoPE table {tuple(table.shape)} does not fit queries {tuple(q.shape)}"
         )
-    cos, sin = _cos_sin(table.to(q.device), q.dtype)
+    cos, sin = cos_sin if cos_sin is not None else rope_cos_sin(table.to(q.device), q.dtype)
     q_out = _rotate_into(q, cos, sin, torch.empty_like(q, memory_format=torch.contiguous_format))
 
     n_rot = k.shape[-2] - num_k_exclude

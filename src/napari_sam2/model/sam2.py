@@ -95,20 +95,33 @@ class Sam2Model(nn.Module):
 
     @property
     def compute_dtype(self) -> torch.dtype:
-        """The dtype of the two heavy parts, the image encoder and memory attention
-        (and of the image embeddings they exchange)."""
+        """The dtype of the heavy parts: image encoder, memory attention and memory
+        encoder (and of the image embeddings and memories they exchange)."""
         return self.memory_attention.norm.weight.dtype
 
     def set_compute_dtype(self, dtype: torch.dtype) -> "Sam2Model":
-        """Run the image encoder and memory attention in ``dtype`` (mixed precision).
+        """Run the image encoder, memory attention and memory encoder in ``dtype`` (mixed precision).
 
-        These two parts hold nearly all of the arithmetic. Everything that
-        decides a mask's outline or whether an object is present (prompt
-        encoder, mask decoder with its IoU and object-score heads, memory
-        encoder, object pointers) stays in :attr:`dtype`. Returns ``self``.
+        These parts hold nearly all of the arithmetic, and SAM 2 stores the
+        memories in bfloat16 anyway. Everything that decides a mask's outline
+        or whether an object is present (prompt encoder, mask decoder with its
+        IoU and object-score heads, object pointers, the mask upsampling) stays
+        in :attr:`dtype`. Returns ``self``.
         """
         self.image_encoder.to(dtype)
         self.memory_attention.to(dtype)
+        self.memory_encoder.to(dtype)
+        return self
+
+    def compile_heavy_parts(self) -> "Sam2Model":
+        """``torch.compile`` the image encoder and memory attention in place.
+
+        The image encoder sees one input shape; memory attention sees a memory
+        bank that grows over the first frames, so it is compiled for dynamic
+        shapes. Returns ``self``.
+        """
+        self.image_encoder.compile(dynamic=False)
+        self.memory_attention.compile(dynamic=True)
         return self
 
     def encode_image(self, images: torch.Tensor) -> ImageEmbedding:
@@ -120,10 +133,12 @@ class Sam2Model(nn.Module):
         feats = self.image_encoder(images.to(self.compute_dtype))
         dec = self.sam_mask_decoder
         s0, s1 = (dec.conv_s0(feats.levels[0].to(self.dtype)), dec.conv_s1(feats.levels[1].to(self.dtype)))
+        # one memory layout (row-major NCHW) whatever the kernels returned, so that an
+        # embedding read back from disk gives bit-identical results downstream
         return ImageEmbedding(
-            embed=feats.levels[2],
+            embed=feats.levels[2].contiguous(),
             pos=feats.positions[2],
-            high_res=(s0.to(self.compute_dtype), s1.to(self.compute_dtype)),
+            high_res=(s0.to(self.compute_dtype).contiguous(), s1.to(self.compute_dtype).contiguous()),
         )
 
     def decode(

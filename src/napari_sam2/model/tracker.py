@@ -207,7 +207,7 @@ def encode_memory(
     hr = F.interpolate(lowres.float(), size=(cfg.image_size,) * 2, mode="bilinear", align_corners=False)
     mask = (hr > 0).float() if binarize else torch.sigmoid(hr)
     mask = mask * cfg.sigmoid_scale_for_mem_enc + cfg.sigmoid_bias_for_mem_enc
-    feats, _ = net.memory_encoder(emb.embed.to(net.dtype).expand(b, -1, -1, -1), mask)
+    feats, _ = net.memory_encoder(emb.embed.to(net.compute_dtype).expand(b, -1, -1, -1), mask)
     if cfg.is_v21:
         absent = (object_score <= 0).to(feats.dtype)  # (B, 1)
         feats = feats + absent[..., None, None] * net.no_obj_embed_spatial[..., None, None].to(feats.dtype)

@@ -359,8 +359,9 @@ def child_reference(a) -> dict:
 
     torch.manual_seed(0)
     overrides = [f"++model.image_size={a.image_size}", "++model.add_all_frames_to_correct_as_cond=true"]
+    extra = {"vos_optimized": True} if a.reference_vos else {}
     predictor = build_sam2_video_predictor(REFERENCE_CONFIGS[a.variant], ckpt_path=None, device=a.device,
-                                           mode="eval", hydra_overrides_extra=overrides)
+                                           mode="eval", hydra_overrides_extra=overrides, **extra)
     predictor.load_state_dict(seeded_state_dict(official_shapes(a.variant), seed=WEIGHTS_SEED), strict=True)
     predictor.fill_hole_area = 0  # needs a CUDA extension; napari-sam2 has none either
     attn_forward = predictor.memory_attention.forward
@@ -373,7 +374,9 @@ def child_reference(a) -> dict:
 
     if not a.device.startswith("cuda"):
         predictor.memory_attention.forward = attn_fp32
-    result = {"side": "reference (sam2 1.1.0)", "precision": "float32", "device": a.device}
+    precision = "bfloat16 autocast" if a.reference_autocast else "float32"
+    result = {"side": "reference (sam2 1.1.0)" + (" vos_optimized" if a.reference_vos else ""),
+              "precision": precision, "device": a.device}
     state = predictor.init_state(video_path=a.clip)
     n = state["num_frames"]
     size = state["video_height"]
@@ -509,6 +512,10 @@ def main() -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--reference", default=None, help="a Python that imports Meta's sam2 (default: look for one)")
     p.add_argument("--no-reference", action="store_true")
+    p.add_argument("--reference-autocast", action="store_true",
+                   help="also run the reference under torch.autocast(bfloat16), as Meta's demos do on GPUs")
+    p.add_argument("--reference-vos", action="store_true",
+                   help="also run the reference's compiled vos_optimized predictor (GPU)")
     p.add_argument("--rss", type=int, nargs="*", default=None, help="frame counts for the peak-memory runs")
     p.add_argument("--quick", action="store_true", help="smoke run: model frame 256, 9 frames, 1 object")
     p.add_argument("--json", default=None, help="also write every number to this file")
@@ -524,7 +531,9 @@ def main() -> int:
         import torch
 
         fn = child_ours if a.child == "ours" else child_reference
-        with torch.inference_mode():
+        autocast = (torch.autocast(a.device.split(":")[0], dtype=torch.bfloat16)
+                    if a.child == "reference" and a.reference_autocast else contextlib.nullcontext())
+        with torch.inference_mode(), autocast:
             print(json.dumps(fn(a)))
         return 0
     if a.quick:
@@ -557,9 +566,15 @@ def main() -> int:
                                                                         "--out-masks", str(masks)])
                         runs[prec]["masks"] = masks
                     if ref_py:
-                        masks = tmp / "ref.npz"
-                        runs["reference"] = run_child(ref_py, "reference", [*common, "--out-masks", str(masks)])
-                        runs["reference"]["masks"] = masks
+                        variants = [("reference", [])]
+                        if a.reference_autocast:
+                            variants.append(("reference autocast", ["--reference-autocast"]))
+                        if a.reference_vos:
+                            variants.append(("reference vos", ["--reference-vos", "--reference-autocast"]))
+                        for name, flags in variants:
+                            masks = tmp / f"{name.replace(' ', '-')}.npz"
+                            runs[name] = run_child(ref_py, "reference", [*common, *flags, "--out-masks", str(masks)])
+                            runs[name]["masks"] = masks
                     base = runs.get("reference")
                     exact = runs.get("float32")
                     rows = []

@@ -36,7 +36,7 @@ def run(*cmd: str | os.PathLike) -> None:
 
 
 def setup() -> Path:
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - dev.py may be started by an older Python
         sys.exit(f"napari-sam2 needs Python 3.10 or newer; this is {sys.version.split()[0]}.")
     stamp_file = VENV / ".napari-sam2-setup"
     stamp = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + Path(__file__).read_bytes()).hexdigest()

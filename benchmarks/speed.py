@@ -210,7 +210,8 @@ def peak_rss_mib() -> float:
 
 
 def matmul_peaks(device: str) -> dict[str, float]:
-    """Measured GFLOP/s of large matrix products, float32 and bfloat16."""
+    """Measured GFLOP/s of 2048³ matrix products in float32, bfloat16 and float16 (best of 5 tries:
+    on a shared machine the best try is the closest to what the hardware can do)."""
     import torch
 
     out = {}
@@ -220,15 +221,16 @@ def matmul_peaks(device: str) -> dict[str, float]:
             a = torch.randn(n, n, device=device, dtype=dt)
             b = torch.randn(n, n, device=device, dtype=dt)
             a @ b
-            reps = 5
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            for _ in range(reps):
+            best = float("inf")
+            for _ in range(5):
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
                 a @ b
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            out[name] = 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                best = min(best, time.perf_counter() - t0)
+            out[name] = 2 * n**3 / best / 1e9
         except RuntimeError:
             pass
     return out
@@ -578,7 +580,7 @@ def main() -> int:
                     base = runs.get("reference")
                     exact = runs.get("float32")
                     rows = []
-                    for name, r in runs.items():
+                    for r in runs.values():
                         if exact is not None:
                             r["agreement_vs_float32"] = agreement(r["masks"], exact["masks"])
                         r["speedup_vs_reference"] = base["s_per_frame"] / r["s_per_frame"] if base else None
@@ -599,7 +601,7 @@ def main() -> int:
                           f"{objects} object(s), {a.frames} frames")
                     print(fmt_table(rows, ["side", "precision", "encode s", "click ms", "s/frame", "vs ref",
                                            "re-prop s/frame", "pixels / presence vs fp32", "peak RSS MiB"]))
-                    for name, r in runs.items():
+                    for r in runs.values():
                         if "gflop_per_frame" not in r:
                             comps = ", ".join(f"{k} {v:.0f}" for k, v in r["components_ms"].items())
                             print(f"  {r['side']} components, ms/frame: {comps}")

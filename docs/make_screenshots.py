@@ -66,7 +66,6 @@ def tiny_random_model():
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from conftest import TINY_CONFIG, tiny_state_dict
-
     from napari_sam2.engine import Segmenter
     from napari_sam2.model import Sam2Model
 

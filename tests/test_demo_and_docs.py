@@ -46,6 +46,7 @@ def test_demo_falls_back_to_untrained_weights_offline(
     assert any("could not be downloaded" in m for m in messages) and any("UNTRAINED" in m for m in messages)
     assert "UNTRAINED" in capsys.readouterr().err
     assert ctl.model.variant == "sam2.1_hiera_tiny"
+    assert "UNTRAINED" in widget.model_picker.loaded.text()  # the widget itself says so
     np.testing.assert_array_equal(ctl.layers.labels.data[0], ctl.session.frame_labels(0))
 
 

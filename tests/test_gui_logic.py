@@ -12,7 +12,7 @@ from napari_sam2 import CheckpointError
 from napari_sam2.gui.jobs import Job, JobRunner
 from napari_sam2.gui.layers import collect
 from napari_sam2.gui.propagation import plan_runs, run_length
-from napari_sam2.gui.stack import StackGeometry, default_axis
+from napari_sam2.gui.stack import StackGeometry, axis_names, default_axis
 
 
 @pytest.mark.parametrize(
@@ -32,6 +32,16 @@ def test_default_axis(shape, labels, rgb, axis):
     kwargs = {"axis_labels": labels} if labels else {}
     layer = Image(np.zeros(shape, np.uint8), rgb=rgb, **kwargs)
     assert default_axis(layer) == axis
+
+
+def test_napari_default_axis_labels_read_as_axis_numbers():
+    """A plain TIFF in napari 0.9 gets labels -3, -2, -1: the widget says "axis 0", never "-3"."""
+    plain = Image(np.zeros((30, 40, 50), np.uint8), axis_labels=("-3", "-2", "-1"))
+    assert axis_names(plain) == ["axis 0", "axis 1", "axis 2"]
+    geo = StackGeometry.from_layer(plain, None)
+    assert geo.describe(axis_names(plain)) == "along axis 0 (30 frames)"
+    named = Image(np.zeros((30, 40, 50), np.uint8), axis_labels=("t", "y", "x"))
+    assert axis_names(named) == ["t", "y", "x"]
 
 
 def test_geometry_maps_points_frames_and_labels():
@@ -183,3 +193,14 @@ def test_download_progress_is_driven_from_another_thread(qtbot):
     bar.cancel()
     with pytest.raises(DownloadCancelled):
         bar.update(1)
+
+
+def test_points_outside_the_image_are_ignored_with_a_note():
+    geo = StackGeometry((5, 40, 50), 0)
+    points = Points(
+        np.array([[1, 5, 6], [1, 45, 8], [1, 7, 8]]),  # the second lies below the 40-row image
+        features={"obj_id": [1, 1, 1], "positive": [True, True, False]},
+    )
+    prompts, notes = collect(points, None, geo, {})
+    assert prompts[(1, 1)].points.tolist() == [[5, 6], [7, 8]] and prompts[(1, 1)].labels.tolist() == [1, 0]
+    assert len(notes) == 1 and "(row 45, col 8) on frame 1" in notes[0] and "40 x 50" in notes[0]

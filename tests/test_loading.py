@@ -12,12 +12,10 @@ import pytest
 import torch
 
 import napari_sam2
-from napari_sam2 import CheckpointError
-from napari_sam2 import weights
+from conftest import TINY_CONFIG, tiny_state_dict
+from napari_sam2 import CheckpointError, weights
 from napari_sam2.loading import parse_dtype, pick_device
 from napari_sam2.model.checkpoint import CONFIG_KEY, detect_config
-
-from conftest import TINY_CONFIG, tiny_state_dict
 
 
 def _save(path, state, config=True):
@@ -80,7 +78,8 @@ def test_arbitrary_pickle_is_refused(tmp_path):
 
 
 def test_sam1_checkpoint_is_named(tmp_path):
-    sam1 = {"image_encoder.blocks.0.attn.qkv.weight": torch.zeros(3, 3), "mask_decoder.iou_token.weight": torch.zeros(1, 4)}
+    sam1 = {"image_encoder.blocks.0.attn.qkv.weight": torch.zeros(3, 3),
+            "mask_decoder.iou_token.weight": torch.zeros(1, 4)}
     bad = tmp_path / "sam_vit_b.pt"
     torch.save(sam1, bad)  # SAM 1 files are bare state dicts
     with pytest.raises(CheckpointError, match="SAM 1"):
@@ -94,7 +93,9 @@ def test_wrong_container(tmp_path):
         napari_sam2.load_model(bad)
 
 
-@pytest.mark.parametrize("change, match", [("drop", "1 missing"), ("add", "1 unexpected"), ("reshape", "1 wrong shape")])
+@pytest.mark.parametrize(
+    "change, match", [("drop", "1 missing"), ("add", "1 unexpected"), ("reshape", "1 wrong shape")]
+)
 def test_keys_must_match_exactly(tmp_path, change, match):
     state = tiny_state_dict()
     if change == "drop":
@@ -129,7 +130,8 @@ def test_variant_detection_uses_keys_not_names():
     from reference.seeded_weights import official_shapes
 
     for name in ("sam2_hiera_tiny", "sam2.1_hiera_small", "sam2.1_hiera_base_plus", "sam2_hiera_large"):
-        keep = ("no_obj_embed_spatial", "image_encoder.trunk.patch_embed.proj.weight", "sam_mask_decoder.iou_token.weight")
+        keep = ("no_obj_embed_spatial", "image_encoder.trunk.patch_embed.proj.weight",
+                "sam_mask_decoder.iou_token.weight")
         shapes = {k: torch.empty(s) for k, s in official_shapes(name).items() if "trunk.blocks" in k or k in keep}
         assert detect_config(shapes).name == name
 
@@ -164,7 +166,8 @@ def test_load_by_name_downloads_once(tmp_path, tiny_checkpoint, file_server, mon
     root, url = file_server
     data = tiny_checkpoint.read_bytes()
     (root / "sam2.1_hiera_tiny.pt").write_bytes(data)
-    entry = weights.Checkpoint(url=f"{url}/sam2.1_hiera_tiny.pt", size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    entry = weights.Checkpoint(url=f"{url}/sam2.1_hiera_tiny.pt", size=len(data),
+                               sha256=hashlib.sha256(data).hexdigest())
     monkeypatch.setitem(weights.CHECKPOINTS, "sam2.1_hiera_tiny", entry)
     monkeypatch.setenv("NAPARI_SAM2_CACHE", str(tmp_path / "cache"))
     seg = napari_sam2.load_model("sam2.1_hiera_tiny", device="cpu", progress=False)
@@ -187,3 +190,9 @@ def test_offline_error_says_where_to_put_the_file(tmp_path, monkeypatch):
         napari_sam2.load_model("sam2.1_hiera_small", progress=False)
     msg = str(err.value)
     assert str(tmp_path / "cache" / "sam2.1_hiera_small.pt") in msg and "load_model" in msg
+
+
+def test_unknown_device_names_get_a_clear_error():
+    for name in ("gpu", "tpu", "cuda0"):
+        with pytest.raises(ValueError, match="device|Unknown device"):
+            pick_device(name)

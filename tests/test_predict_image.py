@@ -133,3 +133,11 @@ def test_bfloat16_runs_close_to_float32(tiny_checkpoint, image):
     b = bf16.predict_image(image, points=[[10, 20]])
     assert b.logits.dtype == np.float32
     assert np.mean(a.masks == b.masks) > 0.9
+
+
+def test_channels_first_image_gets_its_own_error(tiny_model, image):
+    gray = image[..., 0]
+    with pytest.raises(ImageDataError, match=r"channels first .*image\[0\]"):
+        tiny_model.predict_image(gray[None], points=[[10, 20]])
+    with pytest.raises(ImageDataError, match="moveaxis"):
+        tiny_model.predict_image(np.moveaxis(image, -1, 0), points=[[10, 20]])

@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 
 from napari_sam2 import PromptError
-from napari_sam2.engine.prompt_file import (apply_prompts, load_prompts, rle_decode, rle_encode, save_prompts,
-                                            session_objects)
+from napari_sam2.engine.prompt_file import (
+    apply_prompts,
+    load_prompts,
+    rle_decode,
+    rle_encode,
+    save_prompts,
+    session_objects,
+)
 
 
 @pytest.mark.parametrize("mask", [np.zeros((3, 4), bool), np.ones((3, 4), bool),

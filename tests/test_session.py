@@ -109,7 +109,7 @@ def test_clear_prompts_turns_conditioning_frame_into_tracked_frame(session):
     session.clear_prompts(8, 1)
     assert session.logits(8, 1) is not None  # result kept until recomputed
     list(session.propagate())
-    with pytest.raises(PromptError, match="no prompt on any frame"):
+    with pytest.raises(PromptError, match="no object has a prompt"):
         session.clear_prompts(0)
         list(session.propagate())
 
@@ -134,7 +134,7 @@ def test_memory_stays_bounded_during_long_propagation(tiny_model):
     s.set_prompts(0, 1, points=[[10, 10]])
     s.set_prompts(20, 1, points=[[12, 12]])
     held = []
-    for f, _ in s.propagate(direction="both"):
+    for _ in s.propagate(direction="both"):
         track = s._objects[1]
         held.append(sum(o.memory is not None or o.lowres is not None for o in track.noncond.values()))
     assert max(held) <= tiny_model.net.cfg.num_maskmem  # the 6-frame window (+ the frame being done)
@@ -189,7 +189,11 @@ def test_objects_tracked_together_equal_objects_tracked_alone(tiny_checkpoint, s
     together.batch_objects = True  # (off by default on CPUs)
     calls = []
     attention = model.net.memory_attention.forward
-    model.net.memory_attention.forward = lambda curr, *a, **k: (calls.append(curr.shape[1]), attention(curr, *a, **k))[1]
+    def counting(curr, *a, **k):
+        calls.append(curr.shape[1])  # the batch: objects attended together
+        return attention(curr, *a, **k)
+
+    model.net.memory_attention.forward = counting
     for oid, p in prompts.items():
         together.set_prompts(p["frame"], oid, points=p.get("points"), box=p.get("box"))
     list(together.propagate(start=0))
@@ -321,7 +325,7 @@ def test_nan_frame_is_an_error_not_a_crash(tiny_model):
 
 
 def test_propagate_without_prompts(session):
-    with pytest.raises(PromptError, match="add a prompt"):
+    with pytest.raises(PromptError, match="no object has a prompt yet"):
         list(session.propagate())
 
 
@@ -385,3 +389,99 @@ def test_compiled_model_tracks_like_the_eager_one(tiny_checkpoint, stack):
         s.close()
     for eager, compiled in zip(*results):
         np.testing.assert_allclose(compiled, eager, atol=1e-3)
+
+
+def test_closed_session_refuses_every_call(tiny_model, stack):
+    from napari_sam2.errors import SessionClosedError
+
+    s = tiny_model.open_stack(stack)
+    s.set_prompts(0, 1, points=[[10, 12]])
+    s.close()
+    calls = [lambda: s.set_prompts(0, 1, points=[[5, 5]]), lambda: s.propagate(), lambda: s.labels(),
+             lambda: s.frame_labels(0), lambda: s.logits(0, 1), lambda: s.embedding(0), lambda: s.reset(),
+             lambda: s.clear_prompts(0), lambda: s.remove_object(1), lambda: s.prompts(),
+             lambda: s.frames_with_output(), lambda: s.has_embedding(0)]
+    for call in calls:
+        with pytest.raises(SessionClosedError, match="closed"):
+            call()
+
+
+def test_object_ids_beyond_uint16_grow_the_label_dtype(session):
+    session.set_prompts(2, 70000, points=[[10, 12]])
+    labels = session.labels()
+    assert labels.dtype == np.uint32 and (labels[2] == 70000).any()
+    with pytest.raises(PromptError, match="cannot hold object id 70000"):
+        session.labels(dtype=np.uint16)
+    with pytest.raises(PromptError, match="too large"):
+        session.set_prompts(2, 2**32, points=[[10, 12]])
+
+
+def test_an_object_without_prompts_does_not_block_the_others(session):
+    session.set_prompts(2, 1, points=[[10, 12]])
+    session.set_prompts(3, 2, points=[[30, 30]])
+    session.clear_prompts(3, 2)  # e.g. its last point deleted in the widget
+    with pytest.warns(UserWarning, match=r"\[2\] have no prompt"):
+        frames = [f for f, masks in session.propagate(max_frames=3)]
+    assert frames == [2, 3, 4, 5]
+    assert session.frames_with_output(1) == [2, 3, 4, 5]
+
+
+def test_nan_pixels_block_only_their_frame(tiny_model):
+    data = np.random.default_rng(0).random((6, 40, 48)).astype(np.float32)
+    data[4, 3, 3] = np.nan
+    s = tiny_model.open_stack(data)
+    s.set_prompts(1, 1, points=[[10, 12]])  # the window ignores the NaN; frame 1 is fine
+    with pytest.raises(ImageDataError, match="Frame 4 contains NaN"):
+        list(s.propagate())
+    assert s.frames_with_output(1) == [1, 2, 3]  # frames before the bad one are kept
+    s.close()
+
+
+def test_embedding_store_of_another_movie_is_refused(tiny_model, stack, tmp_path):
+    store = tmp_path / "emb.zarr"
+    s1 = tiny_model.open_stack(stack, embedding_store=store)
+    s1.embedding(0)
+    s1.close()
+    other = stack[::-1].copy()  # same shape, dtype and intensity window: only the pixels differ
+    with pytest.raises(ImageDataError, match="differs in: pixels"):
+        tiny_model.open_stack(other, embedding_store=store)
+
+
+def test_repropagation_recomputes_only_what_a_correction_changed(tiny_model, stack):
+    """Objects are tracked independently: after a correction of object 1, objects 2 and 3 (whose
+    memories did not change) are not computed again; nothing changed, nothing is computed. The
+    results equal a session that recomputes everything."""
+    sessions = [tiny_model.open_stack(stack) for _ in range(2)]
+    computed: list[list[int]] = []
+    for s in sessions:
+        track_frame = s._track_frame
+
+        def counting(todo, frame, reverse, track_frame=track_frame):
+            computed[-1].extend(oid for oid, _, _ in todo)
+            return track_frame(todo, frame, reverse)
+
+        s._track_frame = counting
+        s.set_prompts(0, 1, points=[[10, 12]])
+        s.set_prompts(0, 2, box=(20, 20, 35, 40))
+        s.set_prompts(0, 3, points=[[30, 8]])
+        computed.append([])
+        list(s.propagate())
+    assert sorted(set(computed[0])) == [1, 2, 3] and len(computed[0]) == 3 * (T - 1)
+    for s in sessions:
+        s.set_prompts(6, 1, points=[[15, 15]], labels=[0])
+    for out in (o for t in sessions[1]._objects.values() for o in t.noncond.values()):
+        out.inputs = None  # the second session forgets what its results were computed from
+    computed.append([])
+    list(sessions[0].propagate())
+    assert set(computed[-1]) == {1} and len(computed[-1]) == T - 2  # object 1 only, its cond frames 0 and 6 aside
+    computed.append([])
+    list(sessions[1].propagate())
+    assert len(computed[-1]) == 3 * (T - 1) - 1
+    for oid in (1, 2, 3):
+        for f in range(T):
+            np.testing.assert_array_equal(sessions[0].logits(f, oid), sessions[1].logits(f, oid))
+    computed.append([])
+    list(sessions[0].propagate())
+    assert computed[-1] == []  # nothing changed: nothing to compute
+    for s in sessions:
+        s.close()

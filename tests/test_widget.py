@@ -39,14 +39,30 @@ def idle(qtbot, widget, timeout=TIMEOUT):
     qtbot.waitUntil(lambda: not widget.controller.runner.busy, timeout=timeout)
 
 
-@pytest.fixture
-def sam2(gui_display, make_napari_viewer, qtbot, tiny_checkpoint):
+WIDGET_NAME = "SAM 2 (click, propagate, correct)"
+
+
+def open_widget(viewer, route: str):
+    """The widget as the demo builds it ("direct") or as Plugins ▸ SAM 2 opens it ("plugin": napari
+    then hands the widget a proxy of the viewer)."""
     from napari_sam2.gui import Sam2Widget
 
-    viewer = make_napari_viewer()
-    viewer.add_image(make_timelapse(T, SIZE), name="cells", axis_labels=("t", "y", "x"))
+    if route == "plugin":
+        _dock, widget = viewer.window.add_plugin_dock_widget("napari-sam2", WIDGET_NAME)
+        return widget
     widget = Sam2Widget(viewer)
     viewer.window.add_dock_widget(widget, name="SAM 2")
+    return widget
+
+
+@pytest.fixture
+def sam2(gui_display, make_napari_viewer, qtbot, tiny_checkpoint, request):
+    """A viewer with a 6-frame time-lapse and the widget with the tiny model loaded. Tests that take
+    ``route`` (indirect parametrisation) run on both routes; the default is the direct one."""
+    route = getattr(request, "param", "direct")
+    viewer = make_napari_viewer()
+    viewer.add_image(make_timelapse(T, SIZE), name="cells", axis_labels=("t", "y", "x"))
+    widget = open_widget(viewer, route)
     widget.model_picker.set_source(str(tiny_checkpoint))
     widget.model_picker.device.setCurrentText("cpu")
     widget.model_picker.load_button.click()
@@ -138,16 +154,27 @@ def test_cancel_stops_within_a_frame_and_keeps_done_frames(sam2, qtbot, monkeypa
     idle(qtbot, widget)
     assert time.perf_counter() - t0 < 2.0
     done = ctl.session.frames_with_output(1)
-    assert ctl._done == 1 and done[0] == 0 and len(done) <= 3 < T  # the frame in flight may finish
+    assert done[0] == 0 and len(done) <= 3 < T  # the frame in flight may finish
     assert done == list(range(len(done)))  # what was computed stays, in order
-    np.testing.assert_array_equal(ctl.layers.labels.data[0], ctl.session.frame_labels(0))
+    assert ctl._done == len(done)  # ... and is drawn: engine and labels layer are in step
+    for f in range(T):
+        np.testing.assert_array_equal(ctl.layers.labels.data[f], ctl.session.frame_labels(f))
     assert any("cancelled" in msg for _, msg in notes())
     assert ctl._bar is None
-    # a new run continues normally
+    # the same button continues where the run stopped, with the result of an uninterrupted run
     monkeypatch.setattr(ctl, "_propagated", shown)
     widget.forward_button.click()
+    assert ctl._bar is not None and ctl._bar.total == T - len(done)
     idle(qtbot, widget)
+    assert any("Continuing the cancelled propagation at frame" in msg for _, msg in notes())
     assert ctl.session.frames_with_output(1) == list(range(T))
+    whole = ctl.model.open_stack(ctl.image.data)
+    whole.set_prompts(0, 1, points=[[20, 20]])
+    list(whole.propagate())
+    for f in range(T):
+        np.testing.assert_array_equal(ctl.session.logits(f, 1), whole.logits(f, 1))
+        np.testing.assert_array_equal(ctl.layers.labels.data[f], whole.frame_labels(f))
+    whole.close()
 
 
 def test_correction_keeps_its_mask_after_repropagation(sam2, qtbot):
@@ -409,6 +436,7 @@ def test_gui_stays_responsive_while_propagating(sam2, qtbot, slow_model):
     assert len(ticks) > 50 and gaps.max() < 0.25, f"GUI blocked for {gaps.max():.3f} s"
 
 
+@pytest.mark.parametrize("sam2", ["direct", "plugin"], indirect=True)
 def test_deleted_labels_layer_is_recreated_and_objects_can_be_deleted(sam2, qtbot, notes):
     viewer, widget = sam2
     ctl = widget.controller
@@ -518,3 +546,23 @@ def test_backward_over_a_frame_range_and_renaming(sam2, qtbot):
     item = widget.objects_list.list.item(0)
     item.setText("nucleus")  # what editing the row in place does
     assert ctl.objects[1] == "nucleus"
+
+
+@pytest.mark.parametrize("sam2", ["direct", "plugin"], indirect=True)
+def test_deleted_points_layer_takes_its_prompts_and_comes_back_on_reset(sam2, qtbot, notes):
+    viewer, widget = sam2
+    ctl = widget.controller
+    ctl.layers.points.add([[1, 20, 20]])
+    idle(qtbot, widget)
+    assert ctl.session.prompts()[1]
+    viewer.layers.remove("SAM2 points")
+    idle(qtbot, widget)
+    assert ctl.session.prompts().get(1, {}) == {}  # its prompts went with it
+    assert not ctl.layers.labels.data[1].any()
+    qtbot.waitUntil(lambda: any("was deleted" in m for _, m in notes()))
+    widget.reset_button.click()
+    idle(qtbot, widget)
+    assert "SAM2 points" in viewer.layers  # back, and clicks work again
+    ctl.layers.points.add([[2, 20, 20]])
+    idle(qtbot, widget)
+    assert ctl.layers.labels.data[2].any()

@@ -1,7 +1,7 @@
 """napari-sam2: Meta's SAM 2 for scientific image stacks, in napari and Python."""
 
 from .engine import ImagePrediction, Segmenter
-from .errors import CheckpointError, ImageDataError, PromptError
+from .errors import CheckpointError, ImageDataError, PromptError, SessionClosedError
 from .loading import load_model
 
 __version__ = "0.1.0"
@@ -12,5 +12,6 @@ __all__ = [
     "ImagePrediction",
     "PromptError",
     "Segmenter",
+    "SessionClosedError",
     "load_model",
 ]

@@ -35,7 +35,7 @@ def _untrained_model():
     from .model import VARIANTS, Sam2Model
 
     torch.manual_seed(0)
-    return Segmenter(Sam2Model(VARIANTS["sam2.1_hiera_tiny"]).eval())
+    return Segmenter(Sam2Model(VARIANTS["sam2.1_hiera_tiny"]).eval(), trained=False)
 
 
 def _headless(model_source: str) -> int:

@@ -14,3 +14,7 @@ class PromptError(ValueError):
 
 class ImageDataError(ValueError):
     """Image data has a shape, dtype or values the model cannot take."""
+
+
+class SessionClosedError(RuntimeError):
+    """A tracking session was used after ``close()``."""

@@ -54,11 +54,14 @@ class DiskEmbeddingCache:
             self._group.create(name, shape=shape, chunks=(1, *t.shape[1:]), dtype="float32", fill_value=0)
         self._group.create("done", shape=(n,), chunks=(n,), dtype="bool", fill_value=False)
 
-    def get(self, frame: int, device: torch.device, dtype: torch.dtype, pos: torch.Tensor | None) -> ImageEmbedding | None:
+    def get(
+        self, frame: int, device: torch.device, dtype: torch.dtype, pos: torch.Tensor | None
+    ) -> ImageEmbedding | None:
         """The stored embedding of ``frame`` or None; ``pos`` is the shared position grid."""
         if "done" not in self._group or not bool(self._group["done"][frame]):
             return None
-        parts = [torch.from_numpy(np.asarray(self._group[name][frame : frame + 1])).to(device, dtype) for name in _PARTS]
+        parts = [torch.from_numpy(np.asarray(self._group[name][frame : frame + 1])).to(device, dtype)
+                 for name in _PARTS]
         self.reads += 1
         return ImageEmbedding(parts[0], pos, (parts[1], parts[2]))
 

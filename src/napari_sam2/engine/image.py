@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..model.sam2 import ImageEmbedding, Sam2Model
 from ..model.mask_decoder import select_masks
+from ..model.sam2 import ImageEmbedding, Sam2Model
 from .prompts import Prompts
 from .transforms import upscale_logits
 

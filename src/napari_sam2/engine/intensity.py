@@ -47,6 +47,12 @@ def split_channels(frame: np.ndarray) -> np.ndarray:
         return frame[..., None]
     if frame.ndim == 3 and 1 <= frame.shape[-1] <= 4:
         return frame
+    if frame.ndim == 3 and frame.shape[0] <= 4 < min(frame.shape[1:]):
+        raise ImageDataError(
+            f"The image has shape {frame.shape}: that looks like channels first (C, rows, cols). Pass "
+            f"(rows, cols) for gray{' (image[0])' if frame.shape[0] == 1 else ''} or move the channels to the "
+            f"end (numpy.moveaxis(image, 0, -1))."
+        )
     raise ImageDataError(
         f"An image must be (rows, cols) gray or (rows, cols, channels) with 1-4 channels; got shape "
         f"{frame.shape}. For a stack, open it with open_stack(...) and choose the frame axis; move a "
@@ -72,10 +78,14 @@ def compute_window(
             raise ImageDataError(f"contrast_limits must be two finite numbers, low < high; got {contrast_limits}.")
         return IntensityWindow((lo,) * channels, (hi,) * channels)
     flat = sample.reshape(-1, channels).astype(np.float32, copy=False)
-    if not np.isfinite(flat).all():
-        raise ImageDataError("The image contains NaN or infinite pixels. Replace them (e.g. numpy.nan_to_num) "
-                             "before segmenting.")
-    lo, hi = np.percentile(flat, percentiles, axis=0)
+    finite = np.isfinite(flat)
+    if finite.all():
+        lo, hi = np.percentile(flat, percentiles, axis=0)
+    else:  # NaN/inf pixels do not set the window; the frames holding them are refused on their own
+        if not finite.any(axis=0).all():
+            raise ImageDataError("The image data has no finite pixels (all NaN or infinite). Replace them "
+                                 "(e.g. numpy.nan_to_num) before segmenting.")
+        lo, hi = np.nanpercentile(np.where(finite, flat, np.nan), percentiles, axis=0)
     hi = np.where(hi > lo, hi, lo + 1.0)  # flat channel: avoid dividing by zero
     return IntensityWindow(tuple(map(float, lo)), tuple(map(float, hi)))
 

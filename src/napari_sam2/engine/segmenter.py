@@ -9,9 +9,9 @@ import torch
 
 from ..model.sam2 import ImageEmbedding, Sam2Model
 from .cache import ByteBudgetLRU
-from .image import ImagePrediction, predict_from_embedding
-from .intensity import to_rgb01
 from .frames import FrameSource
+from .image import ImagePrediction, predict_from_embedding
+from .intensity import split_channels, to_rgb01
 from .prompts import make_prompts
 from .session import DEFAULT_EMBEDDING_CACHE_BYTES, TrackingSession
 from .transforms import image_to_tensor
@@ -31,8 +31,12 @@ class Segmenter:
     checkpoint's architecture (e.g. ``"sam2.1_hiera_tiny"``).
     """
 
-    def __init__(self, net: Sam2Model, image_cache_bytes: int = DEFAULT_IMAGE_CACHE_BYTES) -> None:
+    def __init__(self, net: Sam2Model, image_cache_bytes: int = DEFAULT_IMAGE_CACHE_BYTES,
+                 trained: bool = True) -> None:
         self.net = net
+        #: False for a model with random (untrained) weights, e.g. the offline demo's stand-in:
+        #: its masks show how the tool works but mean nothing.
+        self.trained = trained
         self._image_cache: ByteBudgetLRU[ImageEmbedding] = ByteBudgetLRU(image_cache_bytes)
 
     @property
@@ -103,6 +107,7 @@ class Segmenter:
         decoder.
         """
         image = np.asarray(image)
+        split_channels(image)  # a bad shape is the error that explains, before any prompt check
         hw = image.shape[:2]
         prompts = make_prompts(hw, points, labels, box, mask)  # validate before the slow part
         emb = self.embed_image(image, contrast_limits)

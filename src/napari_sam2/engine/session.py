@@ -10,6 +10,7 @@ shared. See docs/engine.md.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,12 +18,13 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..errors import PromptError
+from ..errors import PromptError, SessionClosedError
 from ..model import tracker
 from ..model.sam2 import ImageEmbedding
 from .cache import ByteBudgetLRU
 from .disk_cache import DiskEmbeddingCache
 from .frames import FrameSource
+from .heap import release_free_memory
 from .prompts import Prompts, make_prompts
 from .spill import EmbeddingSpill
 from .store import LogitStore
@@ -33,6 +35,8 @@ from .transforms import upscale_logits
 #: 256 MiB holds 32 frames at 1024² in bfloat16 (8 MiB each), 16 in float32.
 DEFAULT_EMBEDDING_CACHE_BYTES = 256 * 2**20
 DIRECTIONS = ("forward", "backward", "both")
+#: The largest object id: label images grow from uint16 to uint32 to hold ids above 65535.
+MAX_OBJ_ID = int(np.iinfo(np.uint32).max)
 
 
 class TrackingSession:
@@ -51,6 +55,7 @@ class TrackingSession:
         self._objects: dict[int, ObjectTrack] = {}
         self._memory_pos: torch.Tensor | None = None
         self.frames_encoded = 0
+        self._closed = False
         #: Track objects with equal memory layouts as one batch. On by default on GPUs; off on
         #: CPUs, where the batched attention kernels measured ~10% slower than one object at a time.
         self.batch_objects = self.net.device.type != "cpu"
@@ -70,7 +75,13 @@ class TrackingSession:
     def object_ids(self) -> list[int]:
         return list(self._objects)
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SessionClosedError("This tracking session is closed (its temporary files are gone); open a new "
+                                     "one on the stack to go on.")
+
     def _check_frame(self, frame) -> int:
+        self._check_open()
         if isinstance(frame, (bool, np.bool_)) or not isinstance(frame, (int, np.integer)):
             raise PromptError(f"frame must be an integer index; got {frame!r}.")
         if not 0 <= frame < self.num_frames:
@@ -80,9 +91,12 @@ class TrackingSession:
     def _check_new_id(self, obj_id) -> int:
         if isinstance(obj_id, (bool, np.bool_)) or not isinstance(obj_id, (int, np.integer)) or obj_id < 1:
             raise PromptError(f"obj_id must be a positive integer (it becomes the label value); got {obj_id!r}.")
+        if obj_id > MAX_OBJ_ID:
+            raise PromptError(f"obj_id {obj_id} is too large for a label image; use ids up to {MAX_OBJ_ID}.")
         return int(obj_id)
 
     def _track(self, obj_id) -> ObjectTrack:
+        self._check_open()
         track = self._objects.get(obj_id)
         if track is None:
             raise PromptError(f"unknown object id {obj_id!r}; this session has objects {self.object_ids}.")
@@ -91,6 +105,7 @@ class TrackingSession:
     def embedding(self, frame: int) -> ImageEmbedding:
         """The image embedding of ``frame``: from the memory cache, the disk (spilled or
         stored), or computed."""
+        self._check_open()
         emb = self.embeddings.get(frame)
         if emb is None:
             emb = self.spill.get(frame, self.net.device, self._grid_position())
@@ -120,12 +135,18 @@ class TrackingSession:
     def _signature(self) -> dict:
         """What the embeddings of this session depend on (for the disk store)."""
         src, net = self.source, self.net
-        fingerprint = hashlib.sha256()
-        for t in (net.image_encoder.trunk.patch_embed.proj.weight, net.sam_mask_decoder.conv_s0.weight):
-            fingerprint.update(t.detach().float().cpu().numpy().tobytes())
+        weights = hashlib.sha256()
+        for name, t in sorted(net.state_dict().items()):  # every weight: another checkpoint never matches
+            weights.update(name.encode())
+            weights.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        pixels = hashlib.sha256()  # the content of evenly spaced frames: another movie never matches
+        picks = np.unique(np.linspace(0, src.num_frames - 1, min(16, src.num_frames)).astype(int))
+        for i in picks:
+            pixels.update(np.ascontiguousarray(src.read(int(i))).tobytes())
         win = src.window
         return {
-            "model": net.cfg.name, "weights": fingerprint.hexdigest()[:16], "image_size": net.cfg.image_size,
+            "model": net.cfg.name, "weights": weights.hexdigest()[:16], "pixels": pixels.hexdigest()[:16],
+            "image_size": net.cfg.image_size,
             "dtype": str(net.compute_dtype), "stack_shape": list(src.stack.shape), "stack_dtype": str(src.dtype),
             "axis": src.axis, "fixed": {str(k): v for k, v in src.fixed.items()}, "channel_axis": src.channel_axis,
             "window": None if win.is_uint8 else [list(win.low), list(win.high)],
@@ -234,24 +255,26 @@ class TrackingSession:
 
     def reset(self) -> None:
         """Remove every object (frame embeddings stay cached)."""
+        self._check_open()
         self._objects.clear()
         self._store.clear()
 
     # ------------------------------------------------------------ propagation
-    def _memory_bank(self, obj_id: int, track: ObjectTrack, frame: int, reverse: bool) -> tracker.MemoryBank:
-        """The memories and object pointers ``frame`` attends to, in the reference's order."""
+    def _selection(self, track: ObjectTrack, frame: int, reverse: bool) -> tuple[list, list]:
+        """Which outputs ``frame`` attends to, in the reference's order:
+        ``[(t_pos, t, FrameOutput)]`` for memories and ``[(distance, FrameOutput)]`` for pointers."""
         cfg = self.net.cfg
         step = 1 if reverse else -1  # towards the frames already seen
-        memories = [(0, self._memory(obj_id, t, out)) for t, out in track.cond.items()]
+        memories = [(0, t, out) for t, out in track.cond.items()]
         for t_pos in range(1, cfg.num_maskmem):
             t = frame + step * (cfg.num_maskmem - t_pos)
             out = track.noncond.get(t)
             if out is not None:
-                memories.append((t_pos, self._memory(obj_id, t, out)))
+                memories.append((t_pos, t, out))
         signed = cfg.is_v21
         sign = -1 if reverse else 1
         pointers = [
-            ((frame - t) * sign if signed else abs(frame - t), out.obj_ptr)
+            ((frame - t) * sign if signed else abs(frame - t), out)
             for t, out in track.cond.items()
             if (t >= frame if reverse else t <= frame)
         ]
@@ -262,8 +285,21 @@ class TrackingSession:
                 break
             out = track.noncond.get(t)
             if out is not None:
-                pointers.append((dist, out.obj_ptr))
-        return tracker.MemoryBank(memories, pointers)
+                pointers.append((dist, out))
+        return memories, pointers
+
+    @staticmethod
+    def _inputs(selection: tuple[list, list]) -> tuple:
+        """The identity of a selection: equal identities give bit-identical results."""
+        memories, pointers = selection
+        return tuple((t_pos, out.serial) for t_pos, _, out in memories), tuple((d, o.serial) for d, o in pointers)
+
+    def _memory_bank(self, obj_id: int, track: ObjectTrack, frame: int, reverse: bool,
+                     selection: tuple[list, list] | None = None) -> tracker.MemoryBank:
+        """The memories and object pointers ``frame`` attends to (re-encoding parked memories)."""
+        memories, pointers = selection or self._selection(track, frame, reverse)
+        return tracker.MemoryBank([(t_pos, self._memory(obj_id, t, out)) for t_pos, t, out in memories],
+                                  [(d, out.obj_ptr) for d, out in pointers])
 
     def _conditioned(self, obj_id: int, track: ObjectTrack, frame: int, emb: ImageEmbedding,
                      reverse: bool) -> torch.Tensor:
@@ -282,23 +318,28 @@ class TrackingSession:
             for frame in track.cond:
                 track.noncond.pop(frame, None)
 
-    def _plan(self, start, direction, max_frames) -> list[tuple[int, bool]]:
+    def _plan(self, start, direction, max_frames) -> tuple[list[tuple[int, bool]], list[int]]:
+        """(frames to visit with their direction, ids of the objects to track)."""
+        self._check_open()
         if direction not in DIRECTIONS:
             raise PromptError(f"direction must be one of {DIRECTIONS}; got {direction!r}.")
-        if not self._objects:
-            raise PromptError("Nothing to propagate: add a prompt for at least one object first (set_prompts).")
-        unprompted = [oid for oid, t in self._objects.items() if not t.cond and not t.pending]
+        active = [oid for oid, t in self._objects.items() if t.cond or t.pending]
+        if not active:
+            raise PromptError("Nothing to propagate: no object has a prompt yet. Add a point, box or mask to an "
+                              "object on some frame first.")
+        unprompted = [oid for oid in self._objects if oid not in active]
         if unprompted:
-            raise PromptError(f"objects {unprompted} have no prompt on any frame; prompt them or remove them.")
+            warnings.warn(f"Object(s) {unprompted} have no prompt on any frame any more and are not tracked; "
+                          f"prompt them again, or remove them.", stacklevel=3)
         if start is None:
-            start = min(f for t in self._objects.values() for f in (*t.cond, *t.pending))
+            start = min(f for oid in active for f in (*self._objects[oid].cond, *self._objects[oid].pending))
         start = self._check_frame(start)
         n = self.num_frames if max_frames is None else int(max_frames)
         if n < 0:
             raise PromptError(f"max_frames must be >= 0; got {max_frames}.")
         fwd = [(f, False) for f in range(start, min(start + n, self.num_frames - 1) + 1)]
         bwd = [(f, True) for f in range(start, max(start - n, 0) - 1, -1)] if start > 0 else []
-        return {"forward": fwd, "backward": bwd, "both": fwd + bwd}[direction]
+        return {"forward": fwd, "backward": bwd, "both": fwd + bwd}[direction], active
 
     def propagate(self, start: int | None = None, direction: str = "forward",
                   max_frames: int | None = None) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
@@ -308,29 +349,39 @@ class TrackingSession:
         then backward from ``start`` (so ``start`` is yielded twice).
         Conditioning frames keep their prompted result. Closing the
         generator early leaves the session consistent: frames done stay done.
+        An object left without any prompt is not tracked (a warning names it).
         """
-        plan = self._plan(start, direction, max_frames)  # validate before any work
-        return self._propagate(plan)
+        plan, active = self._plan(start, direction, max_frames)  # validate before any work
+        return self._propagate(plan, active)
 
-    def _propagate(self, plan):
+    def _propagate(self, plan, active: list[int]):
         self._commit_pending()
+        objects = {oid: self._objects[oid] for oid in active}
         reach = self.net.cfg.num_maskmem - 1  # recent frames a step can read
         previous = None
         for frame, reverse in plan:
             behind = 1 if reverse else -1
             if previous is None or previous[1] != reverse:  # a pass starts: keep only its window
-                for obj_id, track in self._objects.items():
+                for obj_id, track in objects.items():
                     near = {frame + behind * d for d in range(1, reach + 1)}
                     for t, o in track.noncond.items():
                         if t not in near:
                             self._park(obj_id, t, o)
             masks = {}
-            todo = [(oid, t) for oid, t in self._objects.items() if frame not in t.cond]
+            todo = []
+            for oid, track in objects.items():
+                if frame in track.cond:
+                    continue
+                selection = self._selection(track, frame, reverse)
+                old = track.noncond.get(frame)
+                if old is not None and old.inputs == self._inputs(selection):
+                    continue  # computed before from the very same memories: the result would not change
+                todo.append((oid, track, selection))
             tracked = self._track_frame(todo, frame, reverse) if todo else {}
-            for obj_id, track in self._objects.items():
+            for obj_id, track in objects.items():
                 out = track.cond.get(frame)
                 if out is None:
-                    out = tracked[obj_id]
+                    out = tracked.get(obj_id) or track.noncond[frame]
                     track.noncond[frame] = out
                 track.tracked[frame] = reverse
                 masks[obj_id] = self._to_frame(self._lowres(obj_id, out, frame)) > 0
@@ -338,9 +389,11 @@ class TrackingSession:
                 if leaving is not None:  # the next frame cannot read it any more
                     self._park(obj_id, frame + behind * reach, leaving)
             previous = (frame, reverse)
+            if self.net.device.type == "cpu" or len(self._objects) * frame % 16 == 0:
+                release_free_memory()  # or fragmentation grows resident memory with every frame
             yield frame, masks
 
-    def _track_frame(self, todo: list[tuple[int, ObjectTrack]], frame: int,
+    def _track_frame(self, todo: list[tuple[int, ObjectTrack, tuple]], frame: int,
                      reverse: bool) -> dict[int, FrameOutput]:
         """Segment ``frame`` for each object from its memory alone, and encode the new memories.
 
@@ -353,18 +406,20 @@ class TrackingSession:
         with torch.inference_mode():
             emb = self.embedding(frame)
             groups: dict[object, list[tuple[int, tracker.MemoryBank]]] = {}
-            for obj_id, track in todo:
-                bank = self._memory_bank(obj_id, track, frame, reverse)
-                groups.setdefault(bank.layout if self.batch_objects else obj_id, []).append((obj_id, bank))
+            for obj_id, track, selection in todo:
+                bank = self._memory_bank(obj_id, track, frame, reverse, selection)
+                groups.setdefault(bank.layout if self.batch_objects else obj_id, []).append(
+                    (obj_id, bank, self._inputs(selection)))
             for members in groups.values():
-                banks = [bank for _, bank in members]
+                banks = [bank for _, bank, _ in members]
                 feats = tracker.condition_on_memory(self.net, emb, banks, self._memory_position(emb), n_ptr)
                 heads = tracker.sam_heads(self.net, feats, emb.high_res, None, None, multimask=True)
                 memory = tracker.encode_memory(self.net, emb, heads.lowres, heads.object_score, binarize=False)
-                for i, (obj_id, _) in enumerate(members):
+                for i, (obj_id, _, inputs) in enumerate(members):
                     row = slice(i, i + 1)
                     results[obj_id] = FrameOutput(heads.lowres[row].clone(), heads.obj_ptr[row].clone(),
-                                                  heads.object_score[row].clone(), memory[row].clone())
+                                                  heads.object_score[row].clone(), memory[row].clone(),
+                                                  inputs=inputs)
         return results
 
     # ---------------------------------------------------------------- results
@@ -384,9 +439,24 @@ class TrackingSession:
         out = self._track(obj_id).latest(frame)
         return None if out is None else float(out.object_score.reshape(-1)[0])
 
-    def frame_labels(self, frame: int, dtype=np.uint16) -> np.ndarray:
-        """(H, W) labels of one frame: ``obj_id`` where its logit is the highest and > 0, else 0."""
+    def label_dtype(self, dtype=None) -> np.dtype:
+        """The label image's dtype: ``dtype`` if given (checked), else uint16, or uint32 for ids above 65535."""
+        top = max(self._objects, default=0)
+        if dtype is None:
+            return np.dtype(np.uint16 if top <= np.iinfo(np.uint16).max else np.uint32)
+        dtype = np.dtype(dtype)
+        if dtype.kind not in "iu" or top > np.iinfo(dtype).max:
+            raise PromptError(f"A {dtype} label image cannot hold object id {top}; use dtype=None "
+                              f"(uint16, or uint32 above 65535).")
+        return dtype
+
+    def frame_labels(self, frame: int, dtype=None) -> np.ndarray:
+        """(H, W) labels of one frame: ``obj_id`` where its logit is the highest and > 0, else 0.
+
+        ``dtype`` None: uint16, or uint32 when an object id exceeds 65535.
+        """
         frame = self._check_frame(frame)
+        dtype = self.label_dtype(dtype)
         best = np.zeros(self.frame_shape, np.float32)
         ids = np.zeros(self.frame_shape, dtype)
         for obj_id, track in self._objects.items():
@@ -399,22 +469,30 @@ class TrackingSession:
             best = np.where(win, lg, best)
         return ids
 
-    def labels(self, dtype=np.uint16) -> np.ndarray:
-        """(T, H, W) label image (see :meth:`frame_labels`); file-backed when it would be large."""
+    def labels(self, dtype=None) -> np.ndarray:
+        """(T, H, W) label image (see :meth:`frame_labels`); file-backed when it would be large.
+
+        The array is the caller's: later calls never change it.
+        """
+        self._check_open()
+        dtype = self.label_dtype(dtype)
         done = set().union(*(t.frames_with_output() for t in self._objects.values()))
         makers = {f: (lambda f=f: self.frame_labels(f, dtype)) for f in done}
         return self._store.labels((self.num_frames, *self.frame_shape), dtype, makers)
 
     def frames_with_output(self, obj_id: int | None = None) -> list[int]:
         """Sorted frames that have a result for ``obj_id`` (or for any object)."""
+        self._check_open()
         tracks = self._objects.values() if obj_id is None else [self._track(obj_id)]
         return sorted(set().union(*(t.frames_with_output() for t in tracks)))
 
     def prompts(self) -> dict[int, dict[int, Prompts]]:
         """Every prompt of the session: ``{obj_id: {frame: Prompts}}`` (a copy)."""
+        self._check_open()
         return {oid: dict(t.prompts) for oid, t in self._objects.items()}
 
     def close(self) -> None:
-        """Delete the session's temporary files."""
+        """Delete the session's temporary files; every later call raises :class:`SessionClosedError`."""
+        self._closed = True
         self.embeddings.clear()
         self._store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import torch
@@ -18,6 +19,10 @@ class FrameOutput:
     ``object_score`` (1, 1) presence logit; ``memory`` (1, mem_dim, G, G)
     bfloat16 or None when not (or no longer) held; ``from_prompt`` marks
     outputs of user prompts (their masks are binarised for the memory).
+    ``serial`` is unique to this output (a new result is a new serial);
+    ``inputs`` names, by serial, the memories and pointers a tracked output
+    was computed from, so that a later pass can tell it would compute the
+    very same thing again.
     """
 
     lowres: torch.Tensor | None
@@ -25,6 +30,8 @@ class FrameOutput:
     object_score: torch.Tensor
     memory: torch.Tensor | None = None
     from_prompt: bool = False
+    inputs: tuple | None = None
+    serial: int = field(default_factory=itertools.count(1).__next__)
 
 
 @dataclass

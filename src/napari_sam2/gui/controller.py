@@ -19,7 +19,7 @@ from qtpy.QtCore import QObject, QTimer, Signal
 from . import tasks
 from .editing import EditingMixin
 from .jobs import Job, JobRunner
-from .layers import FramePrompt, Key, PromptLayers, collect
+from .layers import FramePrompt, Key, PromptLayers, collect, same_layer
 from .lifecycle import LifecycleMixin
 from .notify import report_error
 from .prompt_io import PromptFileMixin
@@ -40,12 +40,13 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
     geometry_changed = Signal(str)
     model_changed = Signal(str)
     load_failed = Signal(str)  # the message of a failed load_model
+    message = Signal(str)  # the full text of the last warning or error, for the widget to keep in view
 
     def __init__(self, viewer) -> None:
         super().__init__()
         self.viewer = viewer
         self.layers = PromptLayers(viewer)
-        self.runner = JobRunner(report_error, self._runner_state)
+        self.runner = JobRunner(self._report, self._runner_state)
         self.image = None
         self.axis_choice: int | None = None
         self.geometry: StackGeometry | None = None
@@ -75,6 +76,11 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
             yield
         finally:
             self._blocked -= 1
+
+    def _report(self, job, exc: BaseException) -> None:
+        """A failed job: a notification, and its full text kept in the widget."""
+        report_error(job, exc)
+        self.message.emit(str(exc) or type(exc).__name__)
 
     def _runner_state(self, job: Job | None, waiting: int) -> None:
         text = "" if job is None else job.description
@@ -120,7 +126,7 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
     # --------------------------------------------------------- image / axis
     def set_image(self, layer) -> None:
         """Segment ``layer`` (a napari Image layer, or None)."""
-        if layer is self.image:
+        if layer is self.image or same_layer(layer, self.image):
             return
         if self.image is not None:
             self.image.events.data.disconnect(self._image_data_changed)
@@ -144,6 +150,7 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
         self.runner.cancel(kinds=SESSION_JOBS)
         self._drop_session()
         self.applied = {}
+        self.edits += 1
         if self.image is None:
             self.geometry = None
             self.geometry_changed.emit("no image layer")
@@ -199,6 +206,7 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
         self.prompts, notes = collect(self.layers.points, self.layers.shapes, self.geometry, self.masks)
         for note in sorted(set(notes) - self._notes):
             show_warning(note)
+            self.message.emit(note)
         self._notes = set(notes)
         new_ids = {k[1] for k in self.prompts} - set(self.objects)
         for oid in sorted(new_ids):
@@ -228,6 +236,7 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
 
     def _submit_prompt(self, key: Key) -> None:
         frame, obj = key
+        self.edits += 1
 
         def prepare():
             session = self._get_session()
@@ -264,6 +273,7 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
         """Queue ``task(session)`` as an edit job whose yielded results are drawn by ``_show``."""
         if self.session is None:
             return
+        self.edits += 1
         self.runner.submit(
             Job(key, "edit", lambda: None if self.session is None else (task, (self.session,)), self._show,
                 description=description)
@@ -307,6 +317,8 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
         """Use an already loaded :class:`~napari_sam2.Segmenter` (e.g. from napari's console)."""
         self.model = model
         text = f"{model.variant} on {model.device} ({model.precision})"
+        if not getattr(model, "trained", True):
+            text += " with UNTRAINED weights: masks are meaningless"
         self.model_changed.emit(text)
         show_info(f"SAM 2 model loaded: {text}.")
         self.rebind()

@@ -70,6 +70,10 @@ class Job:
             with ``True`` if it was cancelled.
         description: shown while the job waits or runs.
         on_error: called on the GUI thread if the job fails (besides the runner's error report).
+
+    A cancelled job's late results are dropped, unless it was cancelled with ``keep_results``
+    (e.g. the frame a propagation finished while Cancel was pressed: it is in the session, so it
+    is drawn too, and engine and layers stay in step).
     """
 
     key: Hashable
@@ -80,6 +84,7 @@ class Job:
     description: str = ""
     on_error: Callable[[BaseException], None] | None = None
     cancelled: bool = field(default=False, init=False)
+    keep_results: bool = field(default=False, init=False)
 
 
 class JobRunner:
@@ -135,10 +140,11 @@ class JobRunner:
         self._start_next()
         self._state_changed()
 
-    def cancel(self, kinds: tuple[str, ...] | None = None) -> bool:
+    def cancel(self, kinds: tuple[str, ...] | None = None, keep_results: bool = False) -> bool:
         """Drop waiting jobs of ``kinds`` (all if None) and ask a running one of those kinds to quit.
 
-        Returns whether a running job was asked to stop.
+        With ``keep_results`` what the running job still yields is delivered. Returns whether a
+        running job was asked to stop.
         """
         for key in [k for k, j in self._queue.items() if kinds is None or j.kind in kinds]:
             del self._queue[key]
@@ -146,6 +152,7 @@ class JobRunner:
         if self._current is not None and (kinds is None or self._current[0].kind in kinds):
             job, worker = self._current
             job.cancelled = True
+            job.keep_results = keep_results
             worker.quit()
             stopped = True
         self._state_changed()
@@ -214,7 +221,7 @@ class JobRunner:
         if isinstance(value, _Failed):
             self._report(job, value.error)
             return
-        if job.cancelled:
+        if job.cancelled and not job.keep_results:
             return
         try:
             job.on_yield(value)

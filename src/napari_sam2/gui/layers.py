@@ -61,6 +61,17 @@ class FramePrompt:
         )
 
 
+def unwrap(obj):
+    """The real object behind napari's plugin proxy (a widget opened from the Plugins menu gets a
+    proxy of the viewer, and the layers it adds are proxies too), or ``obj`` itself."""
+    return getattr(obj, "__wrapped__", obj)
+
+
+def same_layer(a, b) -> bool:
+    """Whether two references (proxied or not) are the same layer."""
+    return a is not None and b is not None and unwrap(a) is unwrap(b)
+
+
 def _same(a, b) -> bool:
     return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
 
@@ -75,6 +86,7 @@ def collect(
     notes: list[str] = []
     pts: dict[Key, list] = defaultdict(list)
     off_plane = 0
+    h, w = geometry.frame_hw
     if points is not None and len(points.data):
         feats = points.features
         for coord, oid, pos in zip(points.data, feats["obj_id"], feats["positive"], strict=True):
@@ -82,7 +94,12 @@ def collect(
             if frame is None:
                 off_plane += 1
                 continue
-            pts[(frame, int(oid))].append((coord[-2], coord[-1], 1 if bool(pos) else 0))
+            r, c = float(coord[-2]), float(coord[-1])
+            if not (-0.5 <= r <= h - 0.5 and -0.5 <= c <= w - 0.5):
+                notes.append(f"The point of object {int(oid)} at (row {r:.0f}, col {c:.0f}) on frame {frame} "
+                             f"lies outside the {h} x {w} image and is ignored; delete it or drag it inside.")
+                continue
+            pts[(frame, int(oid))].append((r, c, 1 if bool(pos) else 0))
     boxes: dict[Key, np.ndarray] = {}
     if shapes is not None and len(shapes.data):
         not_rect = 0
@@ -131,12 +148,12 @@ class PromptLayers:
         self.labels: Labels | None = None
 
     def owns(self, layer) -> bool:
-        return layer is not None and any(layer is x for x in (self.points, self.shapes, self.labels))
+        return any(same_layer(layer, x) for x in (self.points, self.shapes, self.labels))
 
     def forget(self, layer) -> str | None:
         """Drop a layer that left the viewer; returns which one it was."""
         for attr in ("points", "shapes", "labels"):
-            if getattr(self, attr) is layer:
+            if same_layer(getattr(self, attr), layer):
                 setattr(self, attr, None)
                 return attr
         return None

@@ -7,7 +7,7 @@ import logging
 from napari.utils.notifications import show_info, show_warning
 from qtpy.QtCore import QTimer
 
-from .layers import PromptLayers
+from .layers import PromptLayers, same_layer
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class LifecycleMixin:
 
     def _layer_removed(self, event) -> None:
         layer = event.value
-        if layer is self.image:
+        if same_layer(layer, self.image):
             self._notify_later(
                 show_warning,
                 f"The image layer '{layer.name}' was removed: its session was closed. "
@@ -34,7 +34,10 @@ class LifecycleMixin:
             )
             self.set_image(None)
         elif self.layers.owns(layer):
+            owned = next(x for x in (self.layers.points, self.layers.shapes, self.layers.labels)
+                         if same_layer(x, layer))
             which = self.layers.forget(layer)
+            layer = owned  # the reference the handlers were connected through
             if which in ("points", "shapes"):
                 self._notify_later(
                     show_info,

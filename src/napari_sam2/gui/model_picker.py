@@ -105,9 +105,10 @@ class ModelPicker(QWidget):
         grid.addWidget(self.source, 0, 1, 1, 3)
         grid.addWidget(QLabel("Device"), 1, 0)
         grid.addWidget(self.device, 1, 1)
-        grid.addWidget(self.precision, 1, 2)
-        grid.addWidget(self.load_button, 1, 3)
-        grid.addWidget(self.loaded, 2, 0, 1, 4)
+        grid.addWidget(QLabel("Precision"), 1, 2)
+        grid.addWidget(self.precision, 1, 3)
+        grid.addWidget(self.load_button, 2, 3)
+        grid.addWidget(self.loaded, 2, 0, 1, 3)
         self._previous = 0
         self.source.activated.connect(self._source_activated)
         self.load_button.clicked.connect(self._load_clicked)

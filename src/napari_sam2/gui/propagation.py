@@ -38,6 +38,22 @@ def run_length(start: int, direction: str, max_frames: int) -> int:
     return max_frames + 1
 
 
+def runs_left(runs: list[tuple[int, str, int]], done: int) -> list[tuple[int, str, int]]:
+    """What remains of ``runs`` after their first ``done`` frames: the next run resumes at the
+    frame after the last one done (its memory window is still in the session, so the results
+    equal those of an uninterrupted run)."""
+    left = []
+    for start, direction, max_frames in runs:
+        length = run_length(start, direction, max_frames)
+        if done >= length:
+            done -= length
+            continue
+        step = 1 if direction == "forward" else -1
+        left.append((start + step * done, direction, max_frames - done))
+        done = 0
+    return left
+
+
 class PropagationMixin:
     """``propagate`` / ``cancel`` for :class:`~.controller.Sam2Controller`."""
 
@@ -45,6 +61,10 @@ class PropagationMixin:
         self._bar: progress | None = None
         self._done = 0
         self.follow = True  # move the viewer to each frame as it arrives
+        self._runs: list[tuple[int, str, int]] = []  # the engine runs of the last propagation
+        # after a cancel: (request, runs left, edits) so that the same request continues there
+        self._resume: tuple | None = None
+        self.edits = 0  # counts prompt changes sent to the engine (a resume needs none in between)
 
     def propagate(self, direction: str = "both", first: int | None = None, last: int | None = None) -> None:
         """Track every object through frames ``first`` ... ``last`` (default: the whole stack)."""
@@ -61,13 +81,21 @@ class PropagationMixin:
         lo = 0 if first is None else min(max(int(first), 0), n - 1)
         hi = n - 1 if last is None else min(max(int(last), 0), n - 1)
         lo, hi = min(lo, hi), max(lo, hi)
+        request = (direction, lo, hi)
 
         def prepare():
             session = self._get_session()
             if session is None:
                 return None
-            runs = plan_runs(direction, lo, hi, sorted({f for f, _ in self.prompts}))
+            resume, self._resume = self._resume, None
+            if resume is not None and resume[0] == request and resume[2] == self.edits and resume[1]:
+                runs = resume[1]
+                show_info(f"Continuing the cancelled propagation at frame {runs[0][0]}.")
+            else:
+                runs = plan_runs(direction, lo, hi, sorted({f for f, _ in self.prompts}))
+            self._runs = runs
             self._open_bar(sum(run_length(*r) for r in runs), direction)
+            self._resume = (request, runs, self.edits)  # until the run ends (see _propagation_ended)
             return tasks.propagate, (session, runs)
 
         self.runner.submit(
@@ -83,7 +111,7 @@ class PropagationMixin:
 
     def cancel(self) -> None:
         """Stop the propagation (within one frame; done frames stay) or the model download."""
-        self.runner.cancel(kinds=("propagate", "load"))
+        self.runner.cancel(kinds=("propagate", "load"), keep_results=True)
         if self._download is not None:
             self._download.cancel()
 
@@ -113,5 +141,11 @@ class PropagationMixin:
 
     def _propagation_ended(self, cancelled: bool) -> None:
         self._close_bar()
+        if cancelled and self._resume is not None:
+            request, _runs, edits = self._resume
+            self._resume = (request, runs_left(self._runs, self._done), edits)
+        else:
+            self._resume = None
         if cancelled:
-            show_info(f"Propagation cancelled after {self._done} frame(s); the frames done are kept.")
+            show_info(f"Propagation cancelled after {self._done} frame(s); the frames done are kept. "
+                      f"Press the same button again to continue from there.")

@@ -29,10 +29,19 @@ def frame_stack_shape(layer) -> tuple[int, ...]:
 
 
 def axis_names(layer) -> list[str]:
-    """The layer's axis labels (one per non-colour axis), or ``axis 0``, ``axis 1``, ..."""
+    """The layer's axis labels (one per non-colour axis), or ``axis 0``, ``axis 1``, ...
+
+    napari's default labels (``-3``, ``-2``, ``-1``: the axis counted from the end) mean "no
+    name" and become ``axis i`` too.
+    """
     n = len(frame_stack_shape(layer))
     labels = list(getattr(layer, "axis_labels", ()) or ())
-    return [str(labels[i]) if i < len(labels) else f"axis {i}" for i in range(n)]
+
+    def named(i: int) -> bool:
+        text = str(labels[i]).strip() if i < len(labels) else ""
+        return bool(text) and not text.lstrip("-").isdigit()
+
+    return [str(labels[i]) if named(i) else f"axis {i}" for i in range(n)]
 
 
 def candidate_axes(layer) -> list[int]:

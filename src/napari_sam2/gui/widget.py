@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from napari.layers import Image
-from qtpy.QtCore import QEvent, QTimer
+from qtpy.QtCore import QEvent, Qt, QTimer
 from qtpy.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
 )
 
 from .controller import Sam2Controller
+from .layers import same_layer
 from .model_picker import ModelPicker
 from .objects import ObjectsList
 from .stack import axis_names, candidate_axes, default_axis
@@ -120,7 +121,7 @@ class Sam2Widget(QWidget):
             "Start a new session in the plane shown now; prompts are kept and re-sent"
         )
         files_box = QGroupBox("Prompt file (JSON)")
-        files_box.setLayout(_row(self.save_button, self.load_button, self.reset_button))
+        files_box.setLayout(_row(self.save_button, self.load_button))
 
         self.busy_bar = QProgressBar()
         self.busy_bar.setRange(0, 0)
@@ -129,6 +130,11 @@ class Sam2Widget(QWidget):
         self.busy_bar.hide()
         self.status_label = QLabel("idle")
         self.status_label.setWordWrap(True)
+        # the full text of the last warning or error (napari's toasts are short-lived and cut long text)
+        self.message_label = QLabel("")
+        self.message_label.setWordWrap(True)
+        self.message_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.message_label.hide()
 
         layout = QVBoxLayout(self)
         for w in (
@@ -138,8 +144,10 @@ class Sam2Widget(QWidget):
             prompts_box,
             prop_box,
             files_box,
+            self.reset_button,
             self.busy_bar,
             self.status_label,
+            self.message_label,
         ):
             layout.addWidget(w)
         layout.addStretch(1)
@@ -169,6 +177,7 @@ class Sam2Widget(QWidget):
         self.load_button.clicked.connect(self._load_clicked)
         self.reset_button.clicked.connect(ctl.rebind)
         ctl.status.connect(self._show_status)
+        ctl.message.connect(self._show_message)
         ctl.objects_changed.connect(self._objects_timer.start)
         ctl.polarity_changed.connect(self._show_polarity)
         ctl.geometry_changed.connect(self._geometry_changed)
@@ -206,7 +215,7 @@ class Sam2Widget(QWidget):
 
     def _image_chosen(self, index: int) -> None:
         layer = self._images[index] if 0 <= index < len(self._images) else None
-        if layer is self.controller.image:
+        if layer is self.controller.image or same_layer(layer, self.controller.image):
             return
         self.axis_combo.blockSignals(True)
         self.axis_combo.clear()
@@ -248,6 +257,10 @@ class Sam2Widget(QWidget):
 
     def _show_polarity(self, positive: bool) -> None:
         (self.positive_button if positive else self.negative_button).setChecked(True)
+
+    def _show_message(self, text: str) -> None:
+        self.message_label.setText(text)
+        self.message_label.setVisible(bool(text))
 
     def _show_status(self, text: str) -> None:
         self.status_label.setText(text or "idle")

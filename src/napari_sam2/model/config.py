@@ -80,7 +80,7 @@ class Sam2Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Sam2Config":
+    def from_dict(cls, data: dict) -> Sam2Config:
         data = dict(data)
         hiera = data.pop("hiera", {})
         known = {f.name for f in dataclasses.fields(cls)}

@@ -36,12 +36,12 @@ class ImageEmbedding:
     pos: torch.Tensor
     high_res: tuple[torch.Tensor, torch.Tensor]
 
-    def select(self, index: int) -> "ImageEmbedding":
+    def select(self, index: int) -> ImageEmbedding:
         """The embedding of frame ``index`` of the batch, keeping a batch axis of 1."""
         sl = slice(index, index + 1)
         return ImageEmbedding(self.embed[sl], self.pos[sl], (self.high_res[0][sl], self.high_res[1][sl]))
 
-    def to(self, device: torch.device | str) -> "ImageEmbedding":
+    def to(self, device: torch.device | str) -> ImageEmbedding:
         return ImageEmbedding(
             self.embed.to(device), self.pos.to(device), tuple(t.to(device) for t in self.high_res)
         )
@@ -82,6 +82,7 @@ class Sam2Model(nn.Module):
         if cfg.is_v21:
             self.no_obj_embed_spatial = nn.Parameter(torch.zeros(1, m))
             self.obj_ptr_tpos_proj = nn.Linear(d, m)
+        self._positions: dict[tuple, torch.Tensor] = {}
 
     @property
     def device(self) -> torch.device:
@@ -99,7 +100,7 @@ class Sam2Model(nn.Module):
         encoder (and of the image embeddings and memories they exchange)."""
         return self.memory_attention.norm.weight.dtype
 
-    def set_compute_dtype(self, dtype: torch.dtype) -> "Sam2Model":
+    def set_compute_dtype(self, dtype: torch.dtype) -> Sam2Model:
         """Run the image encoder, memory attention and memory encoder in ``dtype`` (mixed precision).
 
         These parts hold nearly all of the arithmetic, and SAM 2 stores the
@@ -113,7 +114,17 @@ class Sam2Model(nn.Module):
         self.memory_encoder.to(dtype)
         return self
 
-    def compile_heavy_parts(self) -> "Sam2Model":
+    def _shared_position(self, pos: torch.Tensor) -> torch.Tensor:
+        """One copy of the (B, C, G, G) position grid per shape, dtype and device, shared by every
+        embedding (a cached frame then holds only its own features)."""
+        key = (tuple(pos.shape[1:]), pos.dtype, str(pos.device))
+        cached = self._positions.get(key)
+        if cached is None:
+            with torch.inference_mode(False), torch.no_grad():
+                cached = self._positions[key] = pos[:1].clone()
+        return cached.expand(pos.shape[0], -1, -1, -1)
+
+    def compile_heavy_parts(self) -> Sam2Model:
         """``torch.compile`` the image encoder and memory attention in place.
 
         The image encoder sees one input shape; memory attention sees a memory
@@ -137,7 +148,7 @@ class Sam2Model(nn.Module):
         # embedding read back from disk gives bit-identical results downstream
         return ImageEmbedding(
             embed=feats.levels[2].contiguous(),
-            pos=feats.positions[2],
+            pos=self._shared_position(feats.positions[2]),
             high_res=(s0.to(self.compute_dtype).contiguous(), s1.to(self.compute_dtype).contiguous()),
         )
 

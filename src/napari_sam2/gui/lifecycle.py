@@ -7,7 +7,7 @@ import logging
 from napari.utils.notifications import show_info, show_warning
 from qtpy.QtCore import QTimer
 
-from .layers import PromptLayers, same_layer
+from .layers import PromptLayers, same_layer, unwrap
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,9 @@ class LifecycleMixin:
         """Notify after the current event, unless the viewer is closing (it removes every layer first)."""
 
         def later():
-            if not self._closed and getattr(self.viewer.window, "_qt_window", None) is not None:
+            # the real viewer behind napari's plugin proxy, which hides private attributes
+            window = getattr(unwrap(self.viewer), "window", None) if self.viewer is not None else None
+            if not self._closed and getattr(window, "_qt_window", None) is not None:
                 show(message)
 
         QTimer.singleShot(0, later)

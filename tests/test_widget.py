@@ -85,8 +85,9 @@ def test_point_segments_current_frame(sam2, qtbot):
     np.testing.assert_array_equal(labels[2], ctl.session.frame_labels(2))
     assert labels[2].any() and not labels[[0, 1, 3, 4, 5]].any()
     assert ctl.session.prompts()[1][2].points.tolist() == [[20, 20]]
-    # busy (frame 2 is encoded in the background as soon as it is shown, or by the click), then idle
-    assert any("Preparing frame 2" in t or "image embedding of frame 2" in t for t in said) and said[-1] == ""
+    # busy, then idle (frame 2 may have been encoded in the background already: napari can open
+    # with any frame in view, and the frame in view is prepared while nothing else runs)
+    assert any("frame 2" in t for t in said) and said[-1] == ""
     assert widget.status_label.text() == "idle" and widget.busy_bar.isHidden()
 
 

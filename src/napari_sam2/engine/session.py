@@ -130,7 +130,7 @@ class TrackingSession:
     def _grid_position(self) -> torch.Tensor:
         g = self.net.cfg.feat_size
         pe = self.net.image_encoder.neck.position_encoding.grid(g, g, self.net.device)
-        return pe[None].to(self.net.compute_dtype)
+        return self.net.shared_position(pe[None].to(self.net.compute_dtype))  # the grid encoded frames use
 
     def _signature(self) -> dict:
         """What the embeddings of this session depend on (for the disk store)."""
@@ -389,7 +389,7 @@ class TrackingSession:
                 if leaving is not None:  # the next frame cannot read it any more
                     self._park(obj_id, frame + behind * reach, leaving)
             previous = (frame, reverse)
-            if self.net.device.type == "cpu" or len(self._objects) * frame % 16 == 0:
+            if self.net.device.type == "cpu" or frame % 16 == 0:
                 release_free_memory()  # or fragmentation grows resident memory with every frame
             yield frame, masks
 

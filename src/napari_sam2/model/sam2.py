@@ -114,7 +114,7 @@ class Sam2Model(nn.Module):
         self.memory_encoder.to(dtype)
         return self
 
-    def _shared_position(self, pos: torch.Tensor) -> torch.Tensor:
+    def shared_position(self, pos: torch.Tensor) -> torch.Tensor:
         """One copy of the (B, C, G, G) position grid per shape, dtype and device, shared by every
         embedding (a cached frame then holds only its own features)."""
         key = (tuple(pos.shape[1:]), pos.dtype, str(pos.device))
@@ -148,7 +148,7 @@ class Sam2Model(nn.Module):
         # embedding read back from disk gives bit-identical results downstream
         return ImageEmbedding(
             embed=feats.levels[2].contiguous(),
-            pos=self._shared_position(feats.positions[2]),
+            pos=self.shared_position(feats.positions[2]),
             high_res=(s0.to(self.compute_dtype).contiguous(), s1.to(self.compute_dtype).contiguous()),
         )
 

@@ -32,10 +32,6 @@ class HeadOutput:
     obj_ptr: torch.Tensor
     object_score: torch.Tensor
 
-    def highres(self, size: int) -> torch.Tensor:
-        """(1, 1, size, size) logits for the memory encoder (plain bilinear)."""
-        return F.interpolate(self.lowres, size=(size, size), mode="bilinear", align_corners=False)
-
 
 def sine_1d(pos: torch.Tensor, dim: int, temperature: float = 10000.0) -> torch.Tensor:
     """(N,) positions -> (N, dim): sines in the first half, cosines in the second."""

@@ -210,10 +210,10 @@ def test_objects_tracked_together_equal_objects_tracked_alone(tiny_checkpoint, s
 
 
 def test_labels_kept_by_the_caller_do_not_change(session, monkeypatch):
-    """A file-backed label image from labels() stays as it was when labels() is called again."""
-    from napari_sam2.engine import store
+    """A disk-backed label image from labels() stays as it was when labels() is called again."""
+    from napari_sam2.engine import labels
 
-    monkeypatch.setattr(store, "LABELS_IN_MEMORY_BYTES", 1024)
+    monkeypatch.setattr(labels, "LABELS_IN_MEMORY_BYTES", 1024)
     session.set_prompts(2, 1, points=[[10, 12]])
     list(session.propagate(max_frames=2))
     first = session.labels()
@@ -266,7 +266,7 @@ def test_4d_and_channel_axes(tiny_model):
     s.close()
     rgb_video = np.zeros((5, 20, 24, 3), np.uint8)
     s = tiny_model.open_stack(rgb_video)
-    assert s.num_frames == 5 and s.source.channel_axis == 3
+    assert s.num_frames == 5 and s.geometry.channel_axis == 3
     s.close()
     single = tiny_model.open_stack(np.zeros((20, 24), np.uint16))
     assert single.num_frames == 1
@@ -361,17 +361,23 @@ def test_half_precision_sessions_run(tiny_checkpoint, stack, dtype):
     s.close()
 
 
-def test_large_label_images_are_file_backed(session, monkeypatch):
-    from napari_sam2.engine import store
+def test_large_label_images_are_on_disk_and_outlive_the_session(session, monkeypatch, tmp_path):
+    import zarr
+
+    from napari_sam2.engine import labels
 
     session.set_prompts(2, 1, points=[[10, 12]])
     list(session.propagate(max_frames=3))
     in_ram = session.labels()
-    monkeypatch.setattr(store, "LABELS_IN_MEMORY_BYTES", 1024)
+    assert isinstance(in_ram, np.ndarray)
+    monkeypatch.setattr(labels, "LABELS_IN_MEMORY_BYTES", 1024)
     on_disk = session.labels()
-    assert isinstance(on_disk, np.memmap)
-    np.testing.assert_array_equal(np.asarray(on_disk), in_ram)
-    assert in_ram[2:6].any() and not in_ram[:2].any()
+    assert isinstance(on_disk, zarr.Array)
+    named = session.labels(path=tmp_path / "out.zarr")
+    session.close()  # the session's temporary folder goes; the label images stay readable
+    np.testing.assert_array_equal(on_disk[:], in_ram)
+    np.testing.assert_array_equal(zarr.open_array(tmp_path / "out.zarr", mode="r")[:], in_ram)
+    assert in_ram[2:6].any() and not in_ram[:2].any() and named.shape == in_ram.shape
 
 
 @pytest.mark.slow

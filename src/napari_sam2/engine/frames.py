@@ -14,6 +14,7 @@ import torch
 from torch.nn import functional as F
 
 from ..errors import ImageDataError
+from .geometry import StackGeometry
 from .intensity import DEFAULT_PERCENTILES, IntensityWindow, apply_window, channels_to_rgb, compute_window
 from .transforms import normalize
 
@@ -21,25 +22,17 @@ from .transforms import normalize
 WINDOW_SAMPLE_FRAMES = 16
 
 
-def _resolve_axis(ax: int, ndim: int, what: str) -> int:
-    if not -ndim <= ax < ndim:
-        raise ImageDataError(f"{what} {ax} does not exist in a {ndim}-D stack.")
-    return ax % ndim
-
-
 class FrameSource:
-    """The frames of ``stack`` along ``axis``, as (H, W, C) numpy arrays.
+    """The frames of ``stack`` as (H, W, C) arrays, where its :class:`~.geometry.StackGeometry` says.
 
     Args:
-        stack: array-like, 2-D to 5-D.
-        axis: the axis to propagate along (t or z).
-        channel_axis: axis holding 1-4 channels, if any. ``None`` treats a
-            trailing axis of length <= 4 of a 4-D array (e.g. (T, H, W, 3))
-            as channels.
-        fixed: ``{axis: index}`` for every extra axis to hold still, e.g.
-            ``{1: 12}`` to track along t in z-slice 12 of a (T, Z, Y, X) stack.
+        stack: array-like, 2-D to 5-D (or a list of equally sized frames).
+        axis, channel_axis, fixed: where the frames are, checked by
+            :meth:`StackGeometry.resolve <napari_sam2.engine.geometry.StackGeometry.resolve>`
+            (e.g. ``fixed={1: 12}`` tracks along t in z-slice 12 of a (T, Z, Y, X) stack).
         contrast_limits: (low, high) intensity window for non-uint8 data;
             ``None`` computes robust percentiles once for the whole stack.
+        geometry: an already resolved geometry instead of ``axis``, ``channel_axis``, ``fixed``.
     """
 
     def __init__(
@@ -50,6 +43,8 @@ class FrameSource:
         fixed: Mapping[int, int] | None = None,
         contrast_limits: tuple[float, float] | None = None,
         percentiles: tuple[float, float] = DEFAULT_PERCENTILES,
+        *,
+        geometry: StackGeometry | None = None,
     ) -> None:
         if isinstance(stack, (list, tuple)):
             shapes = [np.shape(f) for f in stack]
@@ -62,42 +57,16 @@ class FrameSource:
             stack = np.asarray(stack)
         self.stack = stack
         shape = tuple(int(s) for s in stack.shape)
-        ndim = len(shape)
-        if ndim < 2:
-            raise ImageDataError(f"A stack needs at least 2 dimensions (rows, cols); got shape {shape}.")
         if np.dtype(stack.dtype).kind not in "uifb":
             raise ImageDataError(f"Unsupported pixel type {stack.dtype}; use integer, float or bool data.")
-        fixed = {_resolve_axis(a, ndim, "fixed axis"): int(i) for a, i in (fixed or {}).items()}
-        for a, i in fixed.items():
-            if not 0 <= i < shape[a]:
-                raise ImageDataError(f"fixed index {i} is outside axis {a} of length {shape[a]}.")
-        if channel_axis is None and ndim - len(fixed) == 4 and shape[-1] <= 4 and ndim - 1 not in fixed:
-            channel_axis = ndim - 1
-        ch = None if channel_axis is None else _resolve_axis(channel_axis, ndim, "channel_axis")
-        if ch is not None and not 1 <= shape[ch] <= 4:
-            raise ImageDataError(f"channel_axis {channel_axis} has {shape[ch]} entries; 1-4 channels are supported.")
-        free = [a for a in range(ndim) if a not in fixed and a != ch]
-        if ndim == 2 or (len(free) == 2 and ch is not None and ndim == 3):
-            self.axis = None  # a single image
-        else:
-            self.axis = _resolve_axis(axis, ndim, "axis")
-            if self.axis in fixed or self.axis == ch:
-                raise ImageDataError(f"axis {axis} is also given as fixed or channel axis.")
-            if len(free) != 3:
-                raise ImageDataError(
-                    f"A {ndim}-D stack of shape {shape} has {len(free)} free axes; after the frame axis only "
-                    f"(rows, cols) may remain. Fix the extra axes, e.g. open_stack(data, axis=0, "
-                    f"fixed={{1: 0}}) to track along axis 0 in plane 0 of axis 1, and name a channel "
-                    f"axis with channel_axis=..."
-                )
-        spatial = [a for a in free if a != self.axis]
-        self.spatial_axes = tuple(spatial)
-        self.channel_axis = ch
-        self.fixed = fixed
-        self.frame_hw = (shape[spatial[0]], shape[spatial[1]])
-        self.num_frames = 1 if self.axis is None else shape[self.axis]
-        if self.num_frames == 0 or 0 in self.frame_hw:
-            raise ImageDataError(f"The stack is empty (shape {shape}); it needs at least one frame of 1 x 1 pixels.")
+        if geometry is None:
+            geometry = StackGeometry.resolve(shape, axis, channel_axis, fixed)
+        elif tuple(geometry.shape) != shape:
+            raise ImageDataError(f"The geometry is for a stack of shape {tuple(geometry.shape)}, but the stack "
+                                 f"has shape {shape}.")
+        self.geometry = geometry
+        self.num_frames = geometry.num_frames
+        self.frame_hw = geometry.frame_hw
         self.dtype = np.dtype(stack.dtype)
         self._contrast_limits = contrast_limits
         self._percentiles = percentiles
@@ -110,19 +79,7 @@ class FrameSource:
         """Frame ``index`` as an (H, W, C) numpy array (C = 1 without a channel axis)."""
         if not 0 <= index < self.num_frames:
             raise IndexError(f"frame {index} is outside the stack (0 ... {self.num_frames - 1}).")
-        key: list = [slice(None)] * len(self.stack.shape)
-        for a, i in self.fixed.items():
-            key[a] = i
-        if self.axis is not None:
-            key[self.axis] = index
-        frame = np.asarray(self.stack[tuple(key)])
-        kept = [a for a in range(len(self.stack.shape)) if not isinstance(key[a], int)]
-        order = [kept.index(a) for a in self.spatial_axes]
-        if self.channel_axis is not None:
-            order.append(kept.index(self.channel_axis))
-            frame = frame.transpose(order)
-        else:
-            frame = frame.transpose(order)[..., None]
+        frame = self.geometry.to_frame_array(np.asarray(self.stack[self.geometry.stack_index(index)]))
         if frame.dtype == bool:
             frame = frame.astype(np.uint8) * 255
         return frame
@@ -131,7 +88,7 @@ class FrameSource:
     def window(self) -> IntensityWindow:
         """The stack's intensity window, computed once from a few evenly spaced frames."""
         if self._window is None:
-            channels = 1 if self.channel_axis is None else int(self.stack.shape[self.channel_axis])
+            channels = self.geometry.channels
             if self.dtype in (np.uint8, bool) or self._contrast_limits is not None:
                 sample = np.zeros((1, 1, channels), np.uint8 if self.dtype == bool else self.dtype)
             else:

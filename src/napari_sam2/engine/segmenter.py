@@ -10,6 +10,7 @@ import torch
 from ..model.sam2 import ImageEmbedding, Sam2Model
 from .cache import ByteBudgetLRU
 from .frames import FrameSource
+from .geometry import StackGeometry
 from .image import ImagePrediction, predict_from_embedding
 from .intensity import split_channels, to_rgb01
 from .prompts import make_prompts
@@ -123,6 +124,7 @@ class Segmenter:
         cache_bytes: int = DEFAULT_EMBEDDING_CACHE_BYTES,
         workdir=None,
         embedding_store=None,
+        geometry: StackGeometry | None = None,
     ) -> TrackingSession:
         """Start tracking objects through ``stack`` along ``axis``.
 
@@ -140,12 +142,14 @@ class Segmenter:
             workdir: folder for the session's temporary files (default: system temp).
             embedding_store: optional zarr folder that keeps every frame embedding
                 on disk, so a later session on the same stack skips the encoder.
+            geometry: a resolved :class:`~napari_sam2.engine.geometry.StackGeometry` instead of
+                ``axis``, ``channel_axis`` and ``fixed`` (the widget passes the one it shows).
 
         Returns:
             A :class:`~napari_sam2.engine.session.TrackingSession`.
         """
         source = FrameSource(stack, axis=axis, channel_axis=channel_axis, fixed=fixed,
-                             contrast_limits=contrast_limits)
+                             contrast_limits=contrast_limits, geometry=geometry)
         return TrackingSession(self, source, cache_bytes=cache_bytes, workdir=workdir,
                                embedding_store=embedding_store)
 

@@ -24,7 +24,9 @@ from ..model.sam2 import ImageEmbedding
 from .cache import ByteBudgetLRU
 from .disk_cache import DiskEmbeddingCache
 from .frames import FrameSource
+from .geometry import StackGeometry
 from .heap import release_free_memory
+from .labels import LABEL_DTYPES, LabelOutput, label_dtype_for
 from .prompts import Prompts, make_prompts
 from .spill import EmbeddingSpill
 from .store import LogitStore
@@ -36,7 +38,7 @@ from .transforms import upscale_logits
 DEFAULT_EMBEDDING_CACHE_BYTES = 256 * 2**20
 DIRECTIONS = ("forward", "backward", "both")
 #: The largest object id: label images grow from uint16 to uint32 to hold ids above 65535.
-MAX_OBJ_ID = int(np.iinfo(np.uint32).max)
+MAX_OBJ_ID = int(np.iinfo(LABEL_DTYPES[-1]).max)
 
 
 class TrackingSession:
@@ -66,6 +68,11 @@ class TrackingSession:
     @property
     def num_frames(self) -> int:
         return len(self.source)
+
+    @property
+    def geometry(self) -> StackGeometry:
+        """Where the frames of the stack are (axis, fixed planes, channel axis)."""
+        return self.source.geometry
 
     @property
     def frame_shape(self) -> tuple[int, int]:
@@ -148,7 +155,8 @@ class TrackingSession:
             "model": net.cfg.name, "weights": weights.hexdigest()[:16], "pixels": pixels.hexdigest()[:16],
             "image_size": net.cfg.image_size,
             "dtype": str(net.compute_dtype), "stack_shape": list(src.stack.shape), "stack_dtype": str(src.dtype),
-            "axis": src.axis, "fixed": {str(k): v for k, v in src.fixed.items()}, "channel_axis": src.channel_axis,
+            "axis": src.geometry.axis, "fixed": {str(k): v for k, v in src.geometry.fixed.items()},
+            "channel_axis": src.geometry.channel_axis,
             "window": None if win.is_uint8 else [list(win.low), list(win.high)],
         }
 
@@ -443,7 +451,7 @@ class TrackingSession:
         """The label image's dtype: ``dtype`` if given (checked), else uint16, or uint32 for ids above 65535."""
         top = max(self._objects, default=0)
         if dtype is None:
-            return np.dtype(np.uint16 if top <= np.iinfo(np.uint16).max else np.uint32)
+            return label_dtype_for(top)
         dtype = np.dtype(dtype)
         if dtype.kind not in "iu" or top > np.iinfo(dtype).max:
             raise PromptError(f"A {dtype} label image cannot hold object id {top}; use dtype=None "
@@ -469,16 +477,25 @@ class TrackingSession:
             best = np.where(win, lg, best)
         return ids
 
-    def labels(self, dtype=None) -> np.ndarray:
-        """(T, H, W) label image (see :meth:`frame_labels`); file-backed when it would be large.
+    def labels(self, dtype=None, path: str | Path | None = None):
+        """(T, H, W) label image of every frame (see :meth:`frame_labels`); T = 1 for a single image.
 
-        The array is the caller's: later calls never change it.
+        A numpy array when it fits :data:`~napari_sam2.engine.labels.LABELS_IN_MEMORY_BYTES`, else
+        (or when ``path`` names a folder) a zarr array on disk, written frame by frame with
+        bounded memory. The array is the caller's: later calls never change it.
         """
+        output = LabelOutput(self.geometry, self.label_dtype(dtype), path=path)
+        self.write_labels(output)
+        return output.array
+
+    def write_labels(self, output: LabelOutput) -> LabelOutput:
+        """Write the labels of every frame that has a result into ``output`` (frames in order)."""
         self._check_open()
-        dtype = self.label_dtype(dtype)
-        done = set().union(*(t.frames_with_output() for t in self._objects.values()))
-        makers = {f: (lambda f=f: self.frame_labels(f, dtype)) for f in done}
-        return self._store.labels((self.num_frames, *self.frame_shape), dtype, makers)
+        if output.dtype.itemsize < self.label_dtype().itemsize:
+            raise PromptError(f"A {output.dtype} label image cannot hold object id {max(self._objects)}.")
+        for frame in self.frames_with_output():
+            output.write(frame, self.frame_labels(frame, output.dtype))
+        return output
 
     def frames_with_output(self, obj_id: int | None = None) -> list[int]:
         """Sorted frames that have a result for ``obj_id`` (or for any object)."""

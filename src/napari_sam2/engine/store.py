@@ -14,9 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-#: Label images larger than this are file-backed (numpy.memmap) instead of in RAM.
-LABELS_IN_MEMORY_BYTES = 256 * 2**20
-
 
 class LogitStore:
     """Per-object (num_frames, side, side) float32 logits in sparse files.
@@ -32,7 +29,6 @@ class LogitStore:
         self.folder = Path(self._tmp.name)
         self._files: dict[int, Path] = {}
         self._frame_bytes = side * side * 4
-        self._labels_made = 0
 
     def _file(self, obj_id: int) -> Path:
         path = self._files.get(obj_id)
@@ -61,30 +57,6 @@ class LogitStore:
     def clear(self) -> None:
         for obj_id in list(self._files):
             self.drop(obj_id)
-
-    def labels(self, shape: tuple[int, int, int], dtype, frames: dict[int, callable]) -> np.ndarray:
-        """A (T, H, W) label array filled by ``frames[t]()`` for the frames that have labels.
-
-        Small arrays live in RAM. Large ones are written frame by frame to a
-        sparse file with ordinary file writes and returned as a memmap, so
-        writing them does not map the whole array into this process (its
-        resident memory stays bounded); pages are mapped only when read.
-        """
-        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        if nbytes <= LABELS_IN_MEMORY_BYTES:
-            out = np.zeros(shape, dtype)
-            for t, make in frames.items():
-                out[t] = make()
-            return out
-        self._labels_made += 1
-        path = self.folder / f"labels-{self._labels_made}.bin"  # a new file: earlier results stay as they were
-        frame_bytes = nbytes // shape[0]
-        with open(path, "wb") as fh:
-            fh.truncate(nbytes)  # sparse: unwritten frames read as zeros and take no disk
-            for t, make in sorted(frames.items()):
-                fh.seek(t * frame_bytes)
-                fh.write(np.ascontiguousarray(make(), dtype=dtype).tobytes())
-        return np.memmap(path, dtype=dtype, mode="r+", shape=shape)
 
     def close(self) -> None:
         self._files.clear()

@@ -125,19 +125,19 @@ def main(argv: list[str] | None = None) -> int:
         activity = getattr(viewer.window._qt_window, "_activity_dialog", None)  # napari's progress panel
         if activity is not None:
             activity.show()
-        shown, half, taken = ctl._propagated, ctl.geometry.num_frames // 2, []
+        shown, half, taken = ctl.propagation.propagated, ctl.geometry.num_frames // 2, []
 
         def capture(value):  # the screenshot is taken half-way, while the job runs
             shown(value)
-            if ctl._done >= half and not taken:
+            if ctl.propagation.done >= half and not taken:
                 taken.append(True)
                 close_toasts(qapp)
                 save(viewer, out / "propagate.png")
 
-        ctl._propagated = capture
+        ctl.propagation.propagated = capture
         widget.both_button.click()
         wait(qapp, idle)
-        ctl._propagated = shown
+        ctl.propagation.propagated = shown
         if activity is not None:
             activity.hide()
 

@@ -9,10 +9,12 @@ import pytest
 from napari.layers import Image, Points, Shapes
 
 from napari_sam2 import CheckpointError
+from napari_sam2.engine.geometry import StackGeometry
+from napari_sam2.engine.prompts import Prompts
 from napari_sam2.gui.jobs import Job, JobRunner
 from napari_sam2.gui.layers import collect
 from napari_sam2.gui.propagation import plan_runs, run_length
-from napari_sam2.gui.stack import StackGeometry, axis_names, default_axis
+from napari_sam2.gui.stack import axis_names, default_axis, label_axes, layer_geometry
 
 
 @pytest.mark.parametrize(
@@ -38,7 +40,7 @@ def test_napari_default_axis_labels_read_as_axis_numbers():
     """A plain TIFF in napari 0.9 gets labels -3, -2, -1: the widget says "axis 0", never "-3"."""
     plain = Image(np.zeros((30, 40, 50), np.uint8), axis_labels=("-3", "-2", "-1"))
     assert axis_names(plain) == ["axis 0", "axis 1", "axis 2"]
-    geo = StackGeometry.from_layer(plain, None)
+    geo = layer_geometry(plain, None)
     assert geo.describe(axis_names(plain)) == "along axis 0 (30 frames)"
     named = Image(np.zeros((30, 40, 50), np.uint8), axis_labels=("t", "y", "x"))
     assert axis_names(named) == ["t", "y", "x"]
@@ -46,21 +48,35 @@ def test_napari_default_axis_labels_read_as_axis_numbers():
 
 def test_geometry_maps_points_frames_and_labels():
     layer = Image(np.zeros((5, 8, 40, 50), np.uint16), axis_labels=("t", "z", "y", "x"))
-    geo = StackGeometry.from_layer(layer, None, position=[2, 3.2, 10, 10])
+    geo = layer_geometry(layer, None, position=[2, 3.2, 10, 10])
     assert geo.axis == 0 and geo.fixed == {1: 3} and geo.num_frames == 5 and geo.frame_hw == (40, 50)
     assert geo.frame_of([4, 3, 1, 1]) == 4 and geo.frame_of([4, 2, 1, 1]) is None
     assert geo.index(2) == (2, 3, slice(None), slice(None))
     np.testing.assert_array_equal(geo.coords(2, [[5, 6]]), [[2, 3, 5, 6]])
-    z = StackGeometry.from_layer(layer, 1, position=[2, 3, 10, 10])
+    z = layer_geometry(layer, 1, position=[2, 3, 10, 10])
     assert (
         z.axis == 1 and z.fixed == {0: 2} and z.describe(["t", "z", "y", "x"]) == "along z (8 frames), t = 2"
     )
-    rgb = StackGeometry.from_layer(Image(np.zeros((40, 50, 3), np.uint8), rgb=True), 0)
-    assert rgb.axis is None and rgb.shape == (40, 50) and rgb.num_frames == 1 and rgb.frame_of([3, 4]) == 0
+    rgb = layer_geometry(Image(np.zeros((40, 50, 3), np.uint8), rgb=True), 0)
+    assert rgb.axis is None and rgb.label_shape == (40, 50) and rgb.num_frames == 1 and rgb.frame_of([3, 4]) == 0
+    assert rgb.channel_axis == 2 and rgb.shape == (40, 50, 3)
+    video = layer_geometry(Image(np.zeros((6, 40, 50, 3), np.uint8), rgb=True), None)
+    assert video.axis == 0 and video.label_shape == (6, 40, 50) and video.index(4) == (4, slice(None), slice(None))
+
+
+def test_geometry_in_label_space_skips_the_channel_axis():
+    """(T, C, Y, X) with channels on axis 1: label images are (T, Y, X), coordinates follow."""
+    geo = StackGeometry.resolve((6, 3, 40, 50), axis=0, channel_axis=1)
+    assert geo.label_shape == (6, 40, 50) and geo.spatial_axes == (2, 3) and geo.label_axis == 0
+    assert geo.index(5) == (5, slice(None), slice(None)) and geo.frame_of([5, 1, 2]) == 5
+    np.testing.assert_array_equal(geo.rc([[5, 7, 9]]), [[7, 9]])
+    np.testing.assert_array_equal(geo.coords(2, [[7, 9]]), [[2, 7, 9]])
+    frame = geo.to_frame_array(np.arange(3 * 40 * 50).reshape(3, 40, 50))
+    assert frame.shape == (40, 50, 3) and frame[1, 2, 1] == 2000 + 52
 
 
 def test_collect_groups_prompts_by_frame_and_object():
-    geo = StackGeometry((5, 40, 50), 0)
+    geo = StackGeometry.resolve((5, 40, 50), 0)
     points = Points(
         np.array([[1, 5, 6], [1, 7, 8], [2, 9, 9], [1, 3, 3.0]]),
         features={"obj_id": [1, 1, 1, 2], "positive": [True, False, True, True]},
@@ -75,7 +91,8 @@ def test_collect_groups_prompts_by_frame_and_object():
     p = prompts[(1, 1)]
     assert p.points.tolist() == [[5, 6], [7, 8]] and p.labels.tolist() == [1, 0] and p.box is None
     assert prompts[(3, 2)].box.tolist() == [10, 10, 20, 30] and len(prompts[(3, 2)].points) == 0
-    assert prompts[(4, 3)].mask is mask and prompts[(4, 3)].kwargs()["points"] is None
+    assert prompts[(4, 3)].mask is mask and len(prompts[(4, 3)].points) == 0
+    assert all(isinstance(p, Prompts) and p.hw == (40, 50) for p in prompts.values())  # the engine's one type
     assert notes == [
         "1 shape(s) in 'Shapes' are not rectangles and are ignored; draw boxes with the rectangle tool."
     ]
@@ -196,7 +213,7 @@ def test_download_progress_is_driven_from_another_thread(qtbot):
 
 
 def test_points_outside_the_image_are_ignored_with_a_note():
-    geo = StackGeometry((5, 40, 50), 0)
+    geo = StackGeometry.resolve((5, 40, 50), 0)
     points = Points(
         np.array([[1, 5, 6], [1, 45, 8], [1, 7, 8]]),  # the second lies below the 40-row image
         features={"obj_id": [1, 1, 1], "positive": [True, True, False]},
@@ -204,3 +221,19 @@ def test_points_outside_the_image_are_ignored_with_a_note():
     prompts, notes = collect(points, None, geo, {})
     assert prompts[(1, 1)].points.tolist() == [[5, 6], [7, 8]] and prompts[(1, 1)].labels.tolist() == [1, 0]
     assert len(notes) == 1 and "(row 45, col 8) on frame 1" in notes[0] and "40 x 50" in notes[0]
+
+
+@pytest.mark.parametrize(
+    ("shape", "labels", "axis", "axes"),
+    [
+        ((5, 40, 50), ("t", "y", "x"), None, "TYX"),
+        ((5, 40, 50), ("z", "y", "x"), None, "ZYX"),
+        ((5, 40, 50), None, None, "TYX"),  # unnamed: the frame axis is T
+        ((5, 8, 40, 50), ("t", "z", "y", "x"), 1, "TZYX"),
+        ((5, 8, 40, 50), None, 1, "ZTYX"),  # frame axis 1 is T; the other leading axis Z
+    ],
+)
+def test_label_axes_for_export(shape, labels, axis, axes):
+    kwargs = {"axis_labels": labels} if labels else {}
+    layer = Image(np.zeros(shape, np.uint8), **kwargs)
+    assert label_axes(layer, layer_geometry(layer, axis)) == axes

@@ -128,9 +128,10 @@ def test_propagate_both_ways_fills_every_frame(sam2, qtbot, notes):
     ctl.layers.points.add([[3, 20, 20]])
     idle(qtbot, widget)
     widget.both_button.click()
-    assert ctl._bar is not None and ctl._bar.total == T + 1  # frame 3 comes twice (forward, backward)
+    # frame 3 comes twice (forward, backward)
+    assert ctl.propagation.bar is not None and ctl.propagation.bar.total == T + 1
     idle(qtbot, widget)
-    assert ctl._bar is None and ctl._done == T + 1
+    assert ctl.propagation.bar is None and ctl.propagation.done == T + 1
     assert ctl.session.frames_with_output(1) == list(range(T))
     for f in range(T):
         np.testing.assert_array_equal(ctl.layers.labels.data[f], ctl.session.frame_labels(f))
@@ -142,14 +143,14 @@ def test_cancel_stops_within_a_frame_and_keeps_done_frames(sam2, qtbot, monkeypa
     ctl = widget.controller
     ctl.layers.points.add([[0, 20, 20]])
     idle(qtbot, widget)
-    shown = ctl._propagated
+    shown = ctl.propagation.propagated
 
     def spy(value):
-        if ctl._done == 0:
+        if ctl.propagation.done == 0:
             widget.cancel_button.click()  # as soon as the first frame is shown
         shown(value)
 
-    monkeypatch.setattr(ctl, "_propagated", spy)
+    monkeypatch.setattr(ctl.propagation, "propagated", spy)
     widget.forward_button.click()
     t0 = time.perf_counter()
     idle(qtbot, widget)
@@ -157,15 +158,15 @@ def test_cancel_stops_within_a_frame_and_keeps_done_frames(sam2, qtbot, monkeypa
     done = ctl.session.frames_with_output(1)
     assert done[0] == 0 and len(done) <= 3 < T  # the frame in flight may finish
     assert done == list(range(len(done)))  # what was computed stays, in order
-    assert ctl._done == len(done)  # ... and is drawn: engine and labels layer are in step
+    assert ctl.propagation.done == len(done)  # ... and is drawn: engine and labels layer are in step
     for f in range(T):
         np.testing.assert_array_equal(ctl.layers.labels.data[f], ctl.session.frame_labels(f))
     assert any("cancelled" in msg for _, msg in notes())
-    assert ctl._bar is None
+    assert ctl.propagation.bar is None
     # the same button continues where the run stopped, with the result of an uninterrupted run
-    monkeypatch.setattr(ctl, "_propagated", shown)
+    monkeypatch.setattr(ctl.propagation, "propagated", shown)
     widget.forward_button.click()
-    assert ctl._bar is not None and ctl._bar.total == T - len(done)
+    assert ctl.propagation.bar is not None and ctl.propagation.bar.total == T - len(done)
     idle(qtbot, widget)
     assert any("Continuing the cancelled propagation at frame" in msg for _, msg in notes())
     assert ctl.session.frames_with_output(1) == list(range(T))
@@ -215,7 +216,7 @@ def test_bad_actions_give_notifications_not_exceptions(sam2, qtbot, notes, slow_
     ctl.layers.points.add([[1, 20, 20]])
     idle(qtbot, widget)
     widget.forward_button.click()
-    qtbot.waitUntil(lambda: ctl._done >= 1, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: ctl.propagation.done >= 1, timeout=TIMEOUT)
     viewer.layers.remove("cells")  # the image goes away mid-propagation
     assert ctl.runner.current is not None and ctl.runner.current.cancelled
     idle(qtbot, widget)
@@ -240,7 +241,13 @@ def test_save_and_load_prompts_reproduce_the_labels(sam2, qtbot, tmp_path, notes
     assert ctl.session.prompts()[3][4].mask is not None
     widget.both_button.click()
     idle(qtbot, widget)
-    expected = ctl.layers.labels.data.copy()
+    ctl.select_object(1)  # a correction on frame 2, then forward again from there
+    ctl.set_positive(False)
+    ctl.layers.points.add([[2, 24, 28]])
+    idle(qtbot, widget)
+    widget.forward_button.click()
+    idle(qtbot, widget)
+    expected = np.array(ctl.layers.labels.data)
     path = tmp_path / "prompts.json"
     ctl.save_prompts(path)
     idle(qtbot, widget)
@@ -256,11 +263,14 @@ def test_save_and_load_prompts_reproduce_the_labels(sam2, qtbot, tmp_path, notes
     ctl.load_prompts(path)
     idle(qtbot, widget)
     assert ctl.objects == {1: "cell A", 2: "cell B", 3: "object 3"}
-    assert len(ctl.layers.points.data) == 2 and len(ctl.layers.shapes.data) == 1
+    assert len(ctl.layers.points.data) == 3 and len(ctl.layers.shapes.data) == 1
     qtbot.waitUntil(lambda: widget.objects_list.list.count() == 3)
-    widget.both_button.click()
+    # the file's history is replayed: clicks, propagation, correction, propagation -> the same labels
+    np.testing.assert_array_equal(np.asarray(ctl.layers.labels.data), expected)
+    replayed = len(ctl.session.history)
+    widget.forward_button.click()  # nothing was re-sent: the layers match what the replay gave the engine
     idle(qtbot, widget)
-    np.testing.assert_array_equal(ctl.layers.labels.data, expected)
+    assert [type(r).__name__ for r in ctl.session.history[replayed:]] == ["PropagationRun"]
 
 
 def test_closing_the_widget_mid_propagation_stops_cleanly(sam2, qtbot, slow_model):
@@ -271,7 +281,7 @@ def test_closing_the_widget_mid_propagation_stops_cleanly(sam2, qtbot, slow_mode
     session = ctl.session
     tmp = __import__("pathlib").Path(session._store._tmp.name)
     widget.forward_button.click()
-    qtbot.waitUntil(lambda: ctl._done >= 1, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: ctl.propagation.done >= 1, timeout=TIMEOUT)
     worker = ctl.runner._current[1]
     viewer.window.remove_dock_widget(widget)
     assert ctl.runner.closed and ctl.viewer is None
@@ -297,7 +307,7 @@ def test_closing_the_viewer_mid_propagation_stops_cleanly(gui_display, qtbot, ti
     ctl.layers.points.add([[0, 20, 20]])
     idle(qtbot, widget)
     ctl.propagate("forward")
-    qtbot.waitUntil(lambda: ctl._done >= 1, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: ctl.propagation.done >= 1, timeout=TIMEOUT)
     worker = ctl.runner._current[1]
     viewer.close()
     qtbot.waitUntil(lambda: ctl.runner.closed, timeout=5000)
@@ -329,7 +339,8 @@ def test_2d_and_rgb_images(bare, qtbot):
     viewer, widget = bare((gray, {"name": "gray"}), (rgb, {"name": "rgb", "rgb": True}))
     ctl = widget.controller
     assert (
-        widget.image_combo.currentText() == "rgb" and ctl.geometry.shape == (4, 50, 60) and ctl.geometry.rgb
+        widget.image_combo.currentText() == "rgb" and ctl.geometry.label_shape == (4, 50, 60)
+        and ctl.geometry.channel_axis == 3
     )
     assert ctl.layers.labels.data.shape == (4, 50, 60)
     ctl.layers.points.add([[2, 10, 10]])
@@ -407,7 +418,7 @@ def test_rapid_edits_are_coalesced(sam2, qtbot, monkeypatch):
     set_prompts = TrackingSession.set_prompts
 
     def counting(self, frame, obj_id, **kwargs):
-        calls.append(len(kwargs["points"]))
+        calls.append(len(kwargs["prompts"].points))
         time.sleep(0.2)
         return set_prompts(self, frame, obj_id, **kwargs)
 
@@ -567,3 +578,35 @@ def test_deleted_points_layer_takes_its_prompts_and_comes_back_on_reset(sam2, qt
     ctl.layers.points.add([[2, 20, 20]])
     idle(qtbot, widget)
     assert ctl.layers.labels.data[2].any()
+
+
+@pytest.mark.parametrize("suffix", [".ome.tif", ".ome.zarr"])
+def test_export_labels_writes_ome_files(sam2, qtbot, tmp_path, notes, suffix):
+    """Export labels…: the labels layer as OME-TIFF (parsed by ome-types) or OME-Zarr (the ome-zarr reader)."""
+    from napari_sam2.engine.stack_files import read_stack
+
+    viewer, widget = sam2
+    ctl = widget.controller
+    ctl.layers.points.add([[0, 20, 20]])
+    idle(qtbot, widget)
+    widget.forward_button.click()
+    idle(qtbot, widget)
+    path = tmp_path / f"labels{suffix}"
+    ctl.export_labels(path)
+    idle(qtbot, widget)
+    assert any("Saved the labels (TYX, uint16)" in m for _, m in notes())
+    expected = np.asarray(ctl.layers.labels.data)
+    assert expected.any()
+    got = read_stack(path)
+    assert got.axes == "TYX"
+    np.testing.assert_array_equal(np.asarray(got.data[:]), expected)
+    got.close()
+    if suffix == ".ome.tif":
+        import ome_types
+
+        assert ome_types.from_tiff(path).images[0].pixels.size_t == expected.shape[0]
+    else:
+        from ome_zarr.io import parse_url
+        from ome_zarr.reader import Reader
+
+        np.testing.assert_array_equal(np.asarray(list(Reader(parse_url(str(path)))())[0].data[0]), expected)

@@ -1,7 +1,7 @@
 """napari-sam2: Meta's SAM 2 for scientific image stacks, in napari and Python."""
 
 from .engine import ImagePrediction, Segmenter
-from .errors import CheckpointError, ImageDataError, PromptError, SessionClosedError
+from .errors import CheckpointError, ImageDataError, OutputError, PromptError, SessionClosedError
 from .loading import load_model
 
 __version__ = "0.1.0"
@@ -10,6 +10,7 @@ __all__ = [
     "CheckpointError",
     "ImageDataError",
     "ImagePrediction",
+    "OutputError",
     "PromptError",
     "Segmenter",
     "SessionClosedError",

@@ -16,5 +16,9 @@ class ImageDataError(ValueError):
     """Image data has a shape, dtype or values the model cannot take."""
 
 
+class OutputError(ValueError):
+    """An output path cannot be used: unknown extension, missing folder, or it exists and may not be replaced."""
+
+
 class SessionClosedError(RuntimeError):
     """A tracking session was used after ``close()``."""

@@ -1,41 +1,58 @@
-"""Prompts as a JSON file: save an annotation, reproduce or continue it later.
+"""The annotation file: what was done in a session, to replay it exactly (later, headless, elsewhere).
 
-The same file is written by the napari widget and read by the command line.
+The same JSON file is written by ``session.save_prompts``, the widget's
+*Save prompts…* and read by *Load prompts…*, ``napari-sam2 segment`` and
+``napari-sam2 batch``. Version 2 records the session's history (see
+:mod:`.history`): prompt edits and propagation runs in the order they
+happened, so that replaying it gives the saved session's labels bit for bit
+(corrections included). Version 1 files (final prompts only) still load.
 
 .. code-block:: json
 
     {
-      "format": "napari-sam2 prompts", "version": 1,
+      "format": "napari-sam2 prompts", "version": 2,
       "frame_shape": [512, 512], "num_frames": 40, "axis": 0,
-      "objects": [
-        {"id": 1, "name": "cell A",
-         "prompts": [
-           {"frame": 3, "points": [[120.0, 85.5]], "labels": [1], "box": null, "mask": null},
-           {"frame": 9, "points": [], "labels": [], "box": [10, 20, 60, 90], "mask": null},
-           {"frame": 12, "points": [], "labels": [], "box": null,
-            "mask": {"rle": [0, 15, 3, 20], "shape": [512, 512]}}
-         ]}
+      "stack": {"shape": [40, 512, 512], "axis": 0, "channel_axis": null, "fixed": {}},
+      "model": {"name": "sam2.1_hiera_tiny", "precision": "float32"},
+      "objects": [{"id": 1, "name": "cell A", "prompts": [{"frame": 3, "points": [[120.0, 85.5]],
+                   "labels": [1], "box": null, "mask": null}]}],
+      "history": [
+        {"op": "prompts", "frame": 3, "object": 1, "points": [[120.0, 85.5]], "labels": [1],
+         "box": null, "mask": null},
+        {"op": "propagate", "start": 3, "direction": "both", "max_frames": null, "frames": 41},
+        {"op": "prompts", "frame": 12, "object": 1, "points": [], "labels": [], "box": null,
+         "mask": {"rle": [0, 15, 3, 20], "shape": [512, 512]}},
+        {"op": "clear", "frame": 9, "object": 1},
+        {"op": "remove", "object": 2}
       ]
     }
 
 Coordinates are (row, col) pixels of the frame; a box is (row0, col0, row1,
 col1); a mask is run-length encoded in row-major order, starting with a run
-of zeros (``rle`` alternates zero and one counts).
+of zeros (``rle`` alternates zero and one counts). ``objects`` lists every
+object with its name and final prompts; ``model`` says what made the
+results (replaying with another model, device or precision gives other
+numbers).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import PromptError
-from .prompts import Prompts
+from .history import ClearPrompts, PropagationRun, Record, RemoveObject, SetPrompts, final_prompts, replay
+from .prompts import Prompts, make_prompts
 
 FORMAT = "napari-sam2 prompts"
-VERSION = 1
+VERSION = 2
+DIRECTIONS = ("forward", "backward", "both")
 
 
 def rle_encode(mask: np.ndarray) -> list[int]:
@@ -49,7 +66,7 @@ def rle_encode(mask: np.ndarray) -> list[int]:
 
 def rle_decode(runs: list[int], shape: tuple[int, int]) -> np.ndarray:
     """Inverse of :func:`rle_encode`."""
-    if sum(runs) != shape[0] * shape[1]:
+    if any(int(r) < 0 for r in runs) or sum(runs) != shape[0] * shape[1]:
         raise PromptError(f"mask run lengths add up to {sum(runs)}, not {shape[0]} x {shape[1]} pixels.")
     values = np.arange(len(runs)) % 2 == 1
     return np.repeat(values, runs).reshape(shape)
@@ -57,16 +74,56 @@ def rle_decode(runs: list[int], shape: tuple[int, int]) -> np.ndarray:
 
 @dataclass
 class ObjectPrompts:
-    """One object of a prompt file: its id, display name and prompts per frame."""
+    """One object of a prompt file: its id, display name and (final) prompts per frame."""
 
     obj_id: int
     name: str = ""
     frames: dict[int, Prompts] = field(default_factory=dict)
 
 
-def _prompt_to_json(frame: int, p: Prompts) -> dict:
+@dataclass
+class Annotation:
+    """A loaded prompt file.
+
+    Attributes:
+        frame_shape: (rows, cols) of the frames it was made on.
+        num_frames: frames of that stack.
+        axis: the propagation axis of that stack (None: a single image).
+        stack: the saved :meth:`StackGeometry.as_json <napari_sam2.engine.geometry.StackGeometry.as_json>`
+            (None in version 1 files).
+        names: ``{obj_id: name}`` for every object.
+        history: the records to replay, in order.
+        model: what made the results, e.g. ``{"name": ..., "precision": ...}`` (informational).
+        version: the file's format version.
+    """
+
+    frame_shape: tuple[int, int]
+    num_frames: int | None
+    axis: int | None
+    stack: dict | None
+    names: dict[int, str]
+    history: list[Record]
+    model: dict | None = None
+    version: int = VERSION
+
+    def objects(self) -> list[ObjectPrompts]:
+        """Every object with its final prompts (objects removed in the history are left out)."""
+        final = final_prompts(self.history)
+        return [ObjectPrompts(oid, self.names.get(oid, ""), dict(sorted(final[oid].items()))) for oid in final]
+
+    @property
+    def has_propagation(self) -> bool:
+        return any(isinstance(r, PropagationRun) for r in self.history)
+
+    def replay(self, session, on_frame: Callable[[int], None] | None = None) -> None:
+        """Do the recorded work again on ``session`` (see :func:`~.history.replay`); checks the stack first."""
+        check_fits(self, session.frame_shape, session.num_frames)
+        replay(session, self.history, on_frame)
+
+
+# ------------------------------------------------------------------ writing
+def _prompt_fields(p: Prompts) -> dict:
     return {
-        "frame": int(frame),
         "points": np.asarray(p.points, float).tolist(),
         "labels": np.asarray(p.labels, int).tolist(),
         "box": None if p.box is None else np.asarray(p.box, float).tolist(),
@@ -74,59 +131,175 @@ def _prompt_to_json(frame: int, p: Prompts) -> dict:
     }
 
 
+def _record_to_json(rec: Record) -> dict:
+    if isinstance(rec, SetPrompts):
+        return {"op": "prompts", "frame": rec.frame, "object": rec.obj_id, **_prompt_fields(rec.prompts)}
+    if isinstance(rec, ClearPrompts):
+        return {"op": "clear", "frame": rec.frame, "object": rec.obj_id}
+    if isinstance(rec, RemoveObject):
+        return {"op": "remove", "object": rec.obj_id}
+    out = {"op": "propagate", "start": rec.start, "direction": rec.direction, "max_frames": rec.max_frames,
+           "frames": rec.frames}
+    if rec.failed:
+        out["failed"] = True
+    return out
+
+
+def write_annotation(path: str | Path, annotation: Annotation) -> Path:
+    """Write ``annotation`` as a version-2 prompt file (UTF-8 JSON; atomically: a temporary file renamed)."""
+    objects = {o.obj_id: o for o in annotation.objects()}
+    ids = list(dict.fromkeys([*annotation.names, *objects]))
+    doc = {
+        "format": FORMAT, "version": VERSION, "frame_shape": list(annotation.frame_shape),
+        "num_frames": annotation.num_frames, "axis": annotation.axis, "stack": annotation.stack,
+        "model": annotation.model,
+        "objects": [
+            {"id": oid, "name": annotation.names.get(oid, ""),
+             "prompts": [{"frame": f, **_prompt_fields(p)}
+                         for f, p in sorted(objects[oid].frames.items())] if oid in objects else []}
+            for oid in ids
+        ],
+        "history": [_record_to_json(r) for r in annotation.history],
+    }
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def session_annotation(session, names: dict[int, str] | None = None, model: dict | None = None) -> Annotation:
+    """The history of ``session`` as an :class:`Annotation` (what ``session.save_prompts`` writes)."""
+    geo = session.geometry
+    names = {int(k): str(v) for k, v in (names or {}).items()}
+    for rec in session.history:  # every object the history touches, removed ones too
+        if isinstance(rec, SetPrompts):
+            names.setdefault(rec.obj_id, "")
+    if model is None:
+        seg = session.segmenter
+        model = {"name": seg.variant, "precision": seg.precision, "device": str(seg.device)}
+    return Annotation(geo.frame_hw, geo.num_frames, geo.axis, geo.as_json(), names, list(session.history), model)
+
+
 def save_prompts(path: str | Path, objects: list[ObjectPrompts], frame_shape: tuple[int, int], num_frames: int,
                  axis: int | None = 0) -> None:
-    """Write ``objects`` as a prompt file (UTF-8 JSON)."""
-    doc = {
-        "format": FORMAT, "version": VERSION, "frame_shape": list(frame_shape), "num_frames": int(num_frames),
-        "axis": axis,
-        "objects": [
-            {"id": o.obj_id, "name": o.name, "prompts": [_prompt_to_json(f, p) for f, p in sorted(o.frames.items())]}
-            for o in objects
-        ],
-    }
-    Path(path).write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    """Write ``objects`` (prompts without a history) as a prompt file; replaying sets them in frame order."""
+    history: list[Record] = [SetPrompts(f, o.obj_id, p) for o in objects for f, p in sorted(o.frames.items())]
+    names = {o.obj_id: o.name for o in objects}
+    write_annotation(path, Annotation(tuple(frame_shape), int(num_frames), axis, None, names, history))
 
 
-def load_prompts(path: str | Path, frame_shape: tuple[int, int] | None = None,
-                 num_frames: int | None = None) -> list[ObjectPrompts]:
-    """Read a prompt file; checks it against the stack geometry when given."""
+# ------------------------------------------------------------------ reading
+def _prompts_from_json(p: dict, hw: tuple[int, int]) -> Prompts:
+    mask = None
+    if p.get("mask"):
+        mask = rle_decode(p["mask"]["rle"], tuple(p["mask"]["shape"]))
+    pts = p.get("points") or None
+    return make_prompts(hw, pts, p.get("labels") if pts else None, p.get("box"), mask)
+
+
+def _int(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PromptError(f"{what} must be an integer; got {value!r}.")
+    return value
+
+
+def _record_from_json(r: dict, hw: tuple[int, int]) -> Record:
+    op = r.get("op")
+    if op == "prompts":
+        return SetPrompts(_int(r["frame"], "frame"), _int(r["object"], "object"), _prompts_from_json(r, hw))
+    if op == "clear":
+        obj = r.get("object")
+        return ClearPrompts(_int(r["frame"], "frame"), None if obj is None else _int(obj, "object"))
+    if op == "remove":
+        return RemoveObject(_int(r["object"], "object"))
+    if op == "propagate":
+        if r.get("direction") not in DIRECTIONS:
+            raise PromptError(f"propagation direction {r.get('direction')!r} is not one of {DIRECTIONS}.")
+        mf = r.get("max_frames")
+        return PropagationRun(_int(r["start"], "start"), r["direction"], None if mf is None else _int(mf, "max_frames"),
+                              _int(r.get("frames", 0), "frames"), bool(r.get("failed", False)))
+    raise PromptError(f"unknown history entry {op!r}.")
+
+
+def check_fits(annotation: Annotation, frame_shape: tuple[int, int] | None, num_frames: int | None,
+               path: str | Path = "The prompt file") -> None:
+    """Raise :class:`PromptError` if ``annotation`` was made for another stack (or points past its end)."""
+    if frame_shape is not None and tuple(frame_shape) != tuple(annotation.frame_shape):
+        raise PromptError(f"{path} was made for frames of {tuple(annotation.frame_shape)}, but this stack's frames "
+                          f"are {tuple(frame_shape)}.")
+    if num_frames is not None and annotation.num_frames not in (None, num_frames):
+        raise PromptError(f"{path} was made for {annotation.num_frames} frames, but this stack has {num_frames}.")
+    limit = num_frames if num_frames is not None else annotation.num_frames
+    if limit is None:
+        return
+    for rec in annotation.history:
+        frame = getattr(rec, "frame", getattr(rec, "start", None))
+        if frame is not None and not 0 <= frame < limit:
+            what = f"object {rec.obj_id}" if getattr(rec, "obj_id", None) is not None else "a propagation"
+            raise PromptError(f"{path}: frame {frame} ({what}) is outside the stack's {limit} frames (0 ... "
+                              f"{limit - 1}).")
+
+
+def load_annotation(path: str | Path, frame_shape: tuple[int, int] | None = None,
+                    num_frames: int | None = None) -> Annotation:
+    """Read a prompt file (version 1 or 2); checks it against the stack when ``frame_shape``/``num_frames``
+    are given. Raises :class:`~napari_sam2.errors.PromptError` saying what is wrong."""
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise PromptError(f"The prompt file {path} does not exist.") from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PromptError(f"Cannot read the prompt file {path}: {exc}") from exc
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise PromptError(f"{path} is not a napari-sam2 prompt file (no '\"format\": \"{FORMAT}\"').")
-    if doc.get("version", 0) > VERSION:
-        raise PromptError(f"{path} has prompt-file version {doc['version']}; this napari-sam2 reads up to {VERSION}. "
-                          f"Update napari-sam2.")
-    shape = tuple(doc.get("frame_shape", ()))
-    if frame_shape is not None and shape and tuple(frame_shape) != shape:
-        raise PromptError(f"{path} was made for frames of {shape}, but this stack's frames are {tuple(frame_shape)}.")
-    if num_frames is not None and doc.get("num_frames") not in (None, num_frames):
-        raise PromptError(f"{path} was made for {doc['num_frames']} frames, but this stack has {num_frames}.")
-    from .prompts import make_prompts
-
-    objects = []
+    version = doc.get("version", 0)
+    if not isinstance(version, int) or not 1 <= version <= VERSION:
+        raise PromptError(f"{path} has prompt-file version {version!r}; this napari-sam2 reads versions 1 to "
+                          f"{VERSION}. Update napari-sam2 for newer files.")
     try:
+        hw = tuple(int(v) for v in doc["frame_shape"])
+        if len(hw) != 2:
+            raise PromptError(f"frame_shape must be (rows, cols); got {doc['frame_shape']!r}.")
+        if frame_shape is not None and tuple(frame_shape) != hw:
+            raise PromptError(f"made for frames of {hw}, but this stack's frames are {tuple(frame_shape)}.")
+        names: dict[int, str] = {}
+        history: list[Record] = []
+        prompted: set[int] = set()
         for o in doc["objects"]:
-            obj = ObjectPrompts(int(o["id"]), str(o.get("name", "")))
-            for p in o["prompts"]:
-                mask = None
-                if p.get("mask"):
-                    mask = rle_decode(p["mask"]["rle"], tuple(p["mask"]["shape"]))
-                hw = shape or (mask.shape if mask is not None else None)
-                if hw is None:
-                    raise PromptError("the file has no frame_shape")
-                pts = p.get("points") or None
-                obj.frames[int(p["frame"])] = make_prompts(hw, pts, p.get("labels") if pts else None, p.get("box"),
-                                                           mask)
-            objects.append(obj)
+            oid = _int(o["id"], "object id")
+            names[oid] = str(o.get("name") or "")
+            if version == 1:
+                for p in o["prompts"]:
+                    history.append(SetPrompts(_int(p["frame"], "frame"), oid, _prompts_from_json(p, hw)))
+        if version == 1:
+            history.sort(key=lambda r: (r.frame, list(names).index(r.obj_id)))  # as apply_prompts set them
+        else:
+            history = [_record_from_json(r, hw) for r in doc["history"]]
+        prompted = {r.obj_id for r in history if isinstance(r, SetPrompts)}
+        unprompted = [oid for oid in names if oid not in prompted]
+        if unprompted:
+            raise PromptError(f"object(s) {unprompted} have no prompt on any frame; prompt them or delete them "
+                              f"from the file.")
+        annotation = Annotation(hw, doc.get("num_frames"), doc.get("axis"), doc.get("stack"), names, history,
+                                doc.get("model"), version)
     except PromptError as exc:
         raise PromptError(f"{path}: {exc}") from exc
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise PromptError(f"{path} is damaged: {type(exc).__name__}: {exc}") from exc
-    return objects
+    check_fits(annotation, frame_shape, num_frames, path)
+    return annotation
+
+
+def load_prompts(path: str | Path, frame_shape: tuple[int, int] | None = None,
+                 num_frames: int | None = None) -> list[ObjectPrompts]:
+    """The objects of a prompt file with their final prompts (see :func:`load_annotation` for the history)."""
+    return load_annotation(path, frame_shape, num_frames).objects()
 
 
 def session_objects(session, names: dict[int, str] | None = None) -> list[ObjectPrompts]:
@@ -139,5 +312,4 @@ def apply_prompts(session, objects: list[ObjectPrompts]) -> None:
     """Set every prompt of ``objects`` on ``session`` (frame order, object order)."""
     for obj in objects:
         for frame, p in sorted(obj.frames.items()):
-            session.set_prompts(frame, obj.obj_id, points=p.points if len(p.points) else None,
-                                labels=p.labels if len(p.points) else None, box=p.box, mask=p.mask)
+            session.set_prompts(frame, obj.obj_id, prompts=p)

@@ -1,4 +1,7 @@
-"""Validated prompts in numpy/napari conventions.
+"""Validated prompts in numpy/napari conventions: the one prompt type of napari-sam2.
+
+:func:`make_prompts` checks raw input once and returns :class:`Prompts`; the
+session, the prompt file and the widget's layers all use that type.
 
 Points are (N, 2) (row, col) pixel positions (pixel centres at integers, as
 in napari); labels 1 = positive, 0 = negative; a box is (row0, col0, row1,
@@ -18,12 +21,24 @@ from .transforms import mask_to_lowres_logits, rc_to_model_xy
 
 @dataclass(frozen=True)
 class Prompts:
-    """The prompts of one object on one image/frame, already checked."""
+    """The prompts of one object on one image/frame, checked by :func:`make_prompts` for frames of ``hw``."""
 
     points: np.ndarray  # (N, 2) float32 (row, col)
     labels: np.ndarray  # (N,) int32, 0 or 1
     box: np.ndarray | None  # (4,) float32 (row0, col0, row1, col1), row0 < row1, col0 < col1
     mask: np.ndarray | None  # (H, W)
+    hw: tuple[int, int] | None = None  # the (rows, cols) of the frame they were checked for
+
+    def same_as(self, other: Prompts | None) -> bool:
+        """Whether ``other`` holds the very same prompts (so sending it again would change nothing)."""
+        if other is None:
+            return False
+
+        def same(a, b) -> bool:
+            return a is b or (a is not None and b is not None and np.array_equal(a, b))
+
+        return (np.array_equal(self.points, other.points) and np.array_equal(self.labels, other.labels)
+                and same(self.box, other.box) and same(self.mask, other.mask))
 
     @property
     def n_clicks(self) -> int:
@@ -119,4 +134,4 @@ def make_prompts(
             raise PromptError("mask prompt contains NaN or infinite values.")
     if not allow_empty and len(pts) == 0 and bx is None and mk is None:
         raise PromptError("No prompt given: pass points (with labels), a box or a mask.")
-    return Prompts(pts, labs, bx, mk)
+    return Prompts(pts, labs, bx, mk, (int(h), int(w)))

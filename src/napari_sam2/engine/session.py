@@ -26,6 +26,7 @@ from .disk_cache import DiskEmbeddingCache
 from .frames import FrameSource
 from .geometry import StackGeometry
 from .heap import release_free_memory
+from .history import ClearPrompts, PropagationRun, Record, RemoveObject, SetPrompts
 from .labels import LABEL_DTYPES, LabelOutput, label_dtype_for
 from .prompts import Prompts, make_prompts
 from .spill import EmbeddingSpill
@@ -55,6 +56,9 @@ class TrackingSession:
         self.spill = EmbeddingSpill(self._store.folder / "embeddings")
         self.embeddings: ByteBudgetLRU[ImageEmbedding] = ByteBudgetLRU(cache_bytes, on_evict=self.spill.put)
         self._objects: dict[int, ObjectTrack] = {}
+        #: Every call that changed the results, in order (see :mod:`.history`): replaying it on a new
+        #: session of the same stack and model gives the same results, bit for bit.
+        self.history: list[Record] = []
         self._memory_pos: torch.Tensor | None = None
         self.frames_encoded = 0
         self._closed = False
@@ -190,20 +194,32 @@ class TrackingSession:
         return out.memory
 
     # ---------------------------------------------------------------- prompts
-    def set_prompts(self, frame: int, obj_id: int, points=None, labels=None, box=None, mask=None) -> np.ndarray:
+    def set_prompts(self, frame: int, obj_id: int, points=None, labels=None, box=None, mask=None, *,
+                    prompts: Prompts | None = None) -> np.ndarray:
         """Make ``points``/``box``/``mask`` the prompts of ``obj_id`` on ``frame``.
 
         Replaces earlier prompts of that object on that frame. Conventions
         as in ``predict_image``: points (N, 2) (row, col), labels 1/0, box
-        (row0, col0, row1, col1), mask (H, W). A frame that was already
-        tracked is corrected: the prompt sees the object's memory and the
-        frame's previous mask, and the frame becomes a conditioning frame.
+        (row0, col0, row1, col1), mask (H, W). Or pass already checked
+        ``prompts`` (:class:`~napari_sam2.engine.prompts.Prompts`, e.g. from
+        a prompt file or the widget). A frame that was already tracked is
+        corrected: the prompt sees the object's memory and the frame's
+        previous mask, and the frame becomes a conditioning frame.
 
         Returns the frame's (H, W) bool mask of the object.
         """
         frame = self._check_frame(frame)
         obj_id = self._check_new_id(obj_id)
-        prompts = make_prompts(self.frame_shape, points, labels, box, mask)
+        if prompts is None:
+            prompts = make_prompts(self.frame_shape, points, labels, box, mask)
+        elif any(v is not None for v in (points, labels, box, mask)):
+            raise PromptError("Pass either prompts=... or points/labels/box/mask, not both.")
+        elif not isinstance(prompts, Prompts):
+            raise PromptError(f"prompts must be a Prompts object (napari_sam2.engine.prompts.make_prompts); "
+                              f"got {type(prompts).__name__}.")
+        elif prompts.hw != self.frame_shape:
+            raise PromptError(f"These prompts were made for {prompts.hw} frames; this stack's frames are "
+                              f"{self.frame_shape}.")
         emb = self.embedding(frame)  # may raise on bad pixel data: nothing changed yet
         track = self._objects.get(obj_id) or ObjectTrack()
         with torch.inference_mode():
@@ -211,6 +227,7 @@ class TrackingSession:
         self._objects.setdefault(obj_id, track)
         track.prompts[frame] = prompts
         track.pending[frame] = out
+        self.history.append(SetPrompts(frame, obj_id, prompts))
         return self._to_frame(out.lowres) > 0
 
     def _run_prompt(self, obj_id: int, track: ObjectTrack, frame: int, emb: ImageEmbedding,
@@ -246,6 +263,7 @@ class TrackingSession:
         """
         frame = self._check_frame(frame)
         ids = self.object_ids if obj_id is None else [self._track(obj_id) and obj_id]
+        self.history.append(ClearPrompts(frame, obj_id))
         for oid in ids:
             track = self._objects[oid]
             track.prompts.pop(frame, None)
@@ -260,12 +278,14 @@ class TrackingSession:
         self._track(obj_id)
         del self._objects[obj_id]
         self._store.drop(obj_id)
+        self.history.append(RemoveObject(obj_id))
 
     def reset(self) -> None:
         """Remove every object (frame embeddings stay cached)."""
         self._check_open()
         self._objects.clear()
         self._store.clear()
+        self.history.clear()  # nothing done before a reset has any effect after it
 
     # ------------------------------------------------------------ propagation
     def _selection(self, track: ObjectTrack, frame: int, reverse: bool) -> tuple[list, list]:
@@ -326,8 +346,8 @@ class TrackingSession:
             for frame in track.cond:
                 track.noncond.pop(frame, None)
 
-    def _plan(self, start, direction, max_frames) -> tuple[list[tuple[int, bool]], list[int]]:
-        """(frames to visit with their direction, ids of the objects to track)."""
+    def _plan(self, start, direction, max_frames) -> tuple[list[tuple[int, bool]], list[int], int]:
+        """(frames to visit with their direction, ids of the objects to track, the resolved start)."""
         self._check_open()
         if direction not in DIRECTIONS:
             raise PromptError(f"direction must be one of {DIRECTIONS}; got {direction!r}.")
@@ -347,7 +367,7 @@ class TrackingSession:
             raise PromptError(f"max_frames must be >= 0; got {max_frames}.")
         fwd = [(f, False) for f in range(start, min(start + n, self.num_frames - 1) + 1)]
         bwd = [(f, True) for f in range(start, max(start - n, 0) - 1, -1)] if start > 0 else []
-        return {"forward": fwd, "backward": bwd, "both": fwd + bwd}[direction], active
+        return {"forward": fwd, "backward": bwd, "both": fwd + bwd}[direction], active, start
 
     def propagate(self, start: int | None = None, direction: str = "forward",
                   max_frames: int | None = None) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
@@ -359,10 +379,20 @@ class TrackingSession:
         generator early leaves the session consistent: frames done stay done.
         An object left without any prompt is not tracked (a warning names it).
         """
-        plan, active = self._plan(start, direction, max_frames)  # validate before any work
-        return self._propagate(plan, active)
+        plan, active, start = self._plan(start, direction, max_frames)  # validate before any work
+        return self._propagate(plan, active, PropagationRun(start, direction, max_frames))
 
-    def _propagate(self, plan, active: list[int]):
+    def _propagate(self, plan, active: list[int], record: PropagationRun):
+        self.history.append(record)
+        try:
+            for item in self._propagate_frames(plan, active):
+                record.frames += 1
+                yield item
+        except Exception:
+            record.failed = True
+            raise
+
+    def _propagate_frames(self, plan, active: list[int]):
         self._commit_pending()
         objects = {oid: self._objects[oid] for oid in active}
         reach = self.net.cfg.num_maskmem - 1  # recent frames a step can read
@@ -507,6 +537,16 @@ class TrackingSession:
         """Every prompt of the session: ``{obj_id: {frame: Prompts}}`` (a copy)."""
         self._check_open()
         return {oid: dict(t.prompts) for oid, t in self._objects.items()}
+
+    def save_prompts(self, path: str | Path, names: dict[int, str] | None = None) -> Path:
+        """Write this session's history (prompts, corrections, propagation runs, in order) as a prompt
+        file; ``names`` gives objects display names. Replaying it (``napari-sam2 segment``, the widget's
+        *Load prompts…* or :func:`~napari_sam2.engine.prompt_file.load_annotation` + ``replay``) with the
+        same model and precision gives these labels bit for bit."""
+        from .prompt_file import session_annotation, write_annotation
+
+        self._check_open()
+        return write_annotation(path, session_annotation(self, names))
 
     def close(self) -> None:
         """Delete the session's temporary files; every later call raises :class:`SessionClosedError`."""

@@ -1,11 +1,24 @@
-"""State of the widget: which image, model, session, objects and prompts; no Qt widgets.
+"""State of the widget: which image, model and session; no Qt widgets.
 
 The prompts live in the napari layers (see :mod:`.layers`). After every edit
 the layers are read again and compared with what was last sent to the
-engine; every (frame, object) that differs becomes a job that calls
-``session.set_prompts`` (or ``clear_prompts``) and writes
-``session.frame_labels(frame)`` into the Labels layer. All engine calls run in
-:mod:`.tasks` generators on a :class:`~.jobs.JobRunner`, one at a time.
+engine (:class:`~.sync.PromptSync`); every (frame, object) that differs
+becomes a job that calls ``session.set_prompts`` (or ``clear_prompts``) and
+writes ``session.frame_labels(frame)`` into the Labels layer. All engine calls
+run in :mod:`.tasks` generators on a :class:`~.jobs.JobRunner`, one at a time.
+
+The controller is composed of parts, each owning its state:
+
+* :class:`~.sync.PromptSync` (``sync_state``): layer prompts vs. what the engine has;
+* :class:`~.editing.Editing` (``editing``): objects, polarity, painted masks, clear frame;
+* :class:`~.propagation.Propagation` (``propagation``): runs, progress bar, cancel and resume;
+* :class:`~.prompt_io.PromptFiles` (``files``): save / load prompt files;
+* :class:`~.lifecycle.Lifecycle` (``lifecycle``): layers deleted under the widget, shutdown.
+
+Parts talk to each other only through the controller's public attributes and
+methods (``viewer``, ``layers``, ``runner``, ``image``, ``geometry``,
+``model``, ``session``, ``get_session``, ``show``, ``sync``, ``quiet``,
+``submit_session_task``, the signals).
 """
 
 from __future__ import annotations
@@ -16,22 +29,24 @@ from contextlib import contextmanager
 from napari.utils.notifications import show_info, show_warning
 from qtpy.QtCore import QObject, QTimer, Signal
 
+from ..engine.geometry import StackGeometry
 from . import tasks
-from .editing import EditingMixin
+from .editing import Editing
 from .jobs import Job, JobRunner
-from .layers import FramePrompt, Key, PromptLayers, collect, same_layer
-from .lifecycle import LifecycleMixin
+from .layers import Key, PromptLayers, same_layer
+from .lifecycle import Lifecycle
 from .notify import report_error
-from .prompt_io import PromptFileMixin
-from .propagation import PropagationMixin
-from .stack import StackGeometry, axis_names, current_position, layer_data
+from .prompt_io import PromptFiles
+from .propagation import Propagation
+from .stack import axis_names, current_position, layer_data, layer_geometry
+from .sync import PromptSync
 
 log = logging.getLogger(__name__)
 _EDITS = {"added", "removed", "changed"}
 SESSION_JOBS = ("prompt", "propagate", "edit", "save", "encode")  # every job kind but "load"
 
 
-class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, LifecycleMixin):
+class Sam2Controller(QObject):
     """Connects a viewer's layers to a :class:`~napari_sam2.engine.TrackingSession`."""
 
     status = Signal(str)  # what the running job does ("" when idle)
@@ -53,19 +68,82 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
         self.model = None
         self.model_choice: tuple = ("sam2.1_hiera_tiny", None, None)  # (source, device, dtype)
         self.session = None
-        self.objects: dict[int, str] = {1: "object 1"}
-        self.current_obj = 1
-        self.positive = True
-        self.masks: dict[Key, object] = {}
-        self.prompts: dict[Key, FramePrompt] = {}  # as the layers are now
-        self.applied: dict[Key, FramePrompt] = {}  # as last sent to the engine
-        self._notes: set[str] = set()
+        self.closed = False
+        self.download = None  # the DownloadProgress of a running model download
         self._blocked = 0
-        self._closed = False
-        self._download = None
-        self._init_propagation()
-        viewer.layers.events.removed.connect(self._layer_removed)
+        self.sync_state = PromptSync()
+        self.editing = Editing(self)
+        self.propagation = Propagation(self)
+        self.files = PromptFiles(self)
+        self.lifecycle = Lifecycle(self)
+        viewer.layers.events.removed.connect(self.lifecycle.layer_removed)
         viewer.dims.events.current_step.connect(self._view_moved)
+
+    # ------------------------------------------------ the parts' public face
+    @property
+    def objects(self) -> dict[int, str]:
+        """``{obj_id: name}`` of the objects in the list."""
+        return self.editing.objects
+
+    @property
+    def current_obj(self) -> int:
+        return self.editing.current_obj
+
+    @property
+    def positive(self) -> bool:
+        return self.editing.positive
+
+    @property
+    def prompts(self) -> dict[Key, object]:
+        """The prompts in the layers, ``{(frame, obj_id): Prompts}``."""
+        return self.sync_state.prompts
+
+    @property
+    def follow(self) -> bool:
+        return self.propagation.follow
+
+    @follow.setter
+    def follow(self, on: bool) -> None:
+        self.propagation.follow = bool(on)
+
+    def add_object(self, name: str | None = None) -> int:
+        return self.editing.add_object(name)
+
+    def select_object(self, obj: int) -> None:
+        self.editing.select_object(obj)
+
+    def rename_object(self, obj: int, name: str) -> None:
+        self.editing.rename_object(obj, name)
+
+    def delete_object(self, obj: int) -> None:
+        self.editing.delete_object(obj)
+
+    def set_positive(self, positive: bool) -> None:
+        self.editing.set_positive(positive)
+
+    def use_painted_mask(self) -> None:
+        self.editing.use_painted_mask()
+
+    def clear_frame(self) -> None:
+        self.editing.clear_frame()
+
+    def propagate(self, direction: str = "both", first: int | None = None, last: int | None = None) -> None:
+        self.propagation.propagate(direction, first, last)
+
+    def cancel(self) -> None:
+        self.propagation.cancel()
+
+    def save_prompts(self, path) -> None:
+        self.files.save(path)
+
+    def load_prompts(self, path) -> None:
+        self.files.load(path)
+
+    def export_labels(self, path) -> None:
+        self.files.export_labels(path)
+
+    def shutdown(self) -> None:
+        self.lifecycle.shutdown()
 
     # ------------------------------------------------------------- helpers
     @contextmanager
@@ -92,17 +170,17 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
 
     def _view_moved(self, event=None) -> None:
         """While nothing else runs, encode the frame in view, so that the first click on it is quick."""
-        if self._closed or self.model is None or self.geometry is None or self.runner.busy:
+        if self.closed or self.model is None or self.geometry is None or self.runner.busy:
             return
         frame = self.current_frame()
 
         def prepare():
-            session = self._get_session()
+            session = self.get_session()
             if session is None or session.has_embedding(frame):
                 return None
             return tasks.encode, (session, frame)
 
-        self.runner.submit(Job(("encode",), "encode", prepare, self._show,
+        self.runner.submit(Job(("encode",), "encode", prepare, self.show,
                                description=f"Preparing frame {frame} for clicks"))
 
     def current_frame(self) -> int:
@@ -110,12 +188,12 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
         if self.geometry is None or self.geometry.axis is None:
             return 0
         pos = current_position(self.viewer, self.image)
-        return int(min(max(round(pos[self.geometry.axis]), 0), self.geometry.num_frames - 1))
+        return int(min(max(round(pos[self.geometry.label_axis]), 0), self.geometry.num_frames - 1))
 
-    def _get_session(self):
+    def get_session(self):
         """The tracking session, opened on first use (None while no model is loaded)."""
         if self.session is None and self.model is not None and self.geometry is not None:
-            self.session = self.geometry.open_session(self.model, layer_data(self.image))
+            self.session = self.model.open_stack(layer_data(self.image), geometry=self.geometry)
         return self.session
 
     def _drop_session(self) -> None:
@@ -129,10 +207,10 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
         if layer is self.image or same_layer(layer, self.image):
             return
         if self.image is not None:
-            self.image.events.data.disconnect(self._image_data_changed)
+            self.image.events.data.disconnect(self.image_data_changed)
         self.image = layer
         if layer is not None:
-            layer.events.data.connect(self._image_data_changed)
+            layer.events.data.connect(self.image_data_changed)
         self.rebind()
 
     def set_axis(self, axis: int | None) -> None:
@@ -140,25 +218,23 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
         self.axis_choice = axis
         self.rebind()
 
-    def _image_data_changed(self, event=None) -> None:
+    def image_data_changed(self, event=None) -> None:
         self.rebind()
 
     def rebind(self) -> None:
         """Start a new session for the current image, axis and viewer plane; re-send every prompt."""
-        if self._closed:
+        if self.closed:
             return
         self.runner.cancel(kinds=SESSION_JOBS)
         self._drop_session()
-        self.applied = {}
-        self.edits += 1
+        self.sync_state.applied = {}
+        self.sync_state.edits += 1
         if self.image is None:
             self.geometry = None
             self.geometry_changed.emit("no image layer")
             return
         try:
-            self.geometry = StackGeometry.from_layer(
-                self.image, self.axis_choice, current_position(self.viewer, self.image)
-            )
+            self.geometry = layer_geometry(self.image, self.axis_choice, current_position(self.viewer, self.image))
         except ValueError as exc:
             self.geometry = None
             report_error(None, exc)
@@ -166,29 +242,24 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
             return
         with self.quiet():
             self.layers.ensure(
-                self.image, self.geometry, self._points_edited, self._shapes_edited, self._defaults_changed
+                self.image, self.geometry, self.points_edited, self.points_edited, self.defaults_changed
             )
             for layer in (self.layers.points, self.layers.shapes):
-                layer.bind_key("t", self._key_toggle, overwrite=True)
-            self.layers.points.bind_key("f", self._key_flip, overwrite=True)
-            self.layers.clear_labels()
-        self.masks = {
-            k: m
-            for k, m in self.masks.items()
-            if k[0] < self.geometry.num_frames and m.shape == self.geometry.frame_hw
-        }
+                layer.bind_key("t", self.editing.key_toggle, overwrite=True)
+            self.layers.points.bind_key("f", self.editing.key_flip, overwrite=True)
+            self.layers.clear_labels(self.geometry)
+        self.sync_state.keep_masks_for(self.geometry)
         self.layers.set_defaults(self.current_obj, self.positive)
         self.geometry_changed.emit(self.geometry.describe(axis_names(self.image)))
         self.sync()
 
     # -------------------------------------------------------------- prompts
-    def _points_edited(self, event) -> None:
+    def points_edited(self, event) -> None:
+        """A Points or Shapes layer's data event: read the prompts again after an edit."""
         if str(getattr(event.action, "value", event.action)) in _EDITS:
             self.sync()
 
-    _shapes_edited = _points_edited
-
-    def _defaults_changed(self, event=None) -> None:
+    def defaults_changed(self, event=None) -> None:
         """napari sets a Points layer's defaults from the selected points: follow it."""
         if self._blocked or self.layers.points is None:
             return
@@ -201,45 +272,36 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
 
     def sync(self) -> None:
         """Read the prompt layers and send every changed (frame, object) to the engine."""
-        if self._blocked or self._closed or self.geometry is None:
+        if self._blocked or self.closed or self.geometry is None:
             return
-        self.prompts, notes = collect(self.layers.points, self.layers.shapes, self.geometry, self.masks)
-        for note in sorted(set(notes) - self._notes):
+        changed, notes = self.sync_state.read(self.layers.points, self.layers.shapes, self.geometry)
+        for note in notes:
             show_warning(note)
             self.message.emit(note)
-        self._notes = set(notes)
-        new_ids = {k[1] for k in self.prompts} - set(self.objects)
+        new_ids = self.sync_state.object_ids() - set(self.objects)
         for oid in sorted(new_ids):
             self.objects[oid] = f"object {oid}"
         if new_ids:
             self.objects_changed.emit()
-        changed = sorted(
-            k
-            for k in set(self.prompts) | set(self.applied)
-            if k not in self.prompts or not self.prompts[k].same_as(self.applied.get(k))
-        )
         with self.quiet():
             self.layers.restyle()
         if not changed:
             return
-        if self.model is None and not any(j.kind == "load" for j in self._jobs()):
+        if self.model is None and not any(j.kind == "load" for j in self.jobs()):
             self.load_model(*self.model_choice)
         for key in changed:
-            if key in self.prompts:
-                self.applied[key] = self.prompts[key]
-            else:
-                self.applied.pop(key, None)
             self._submit_prompt(key)
 
-    def _jobs(self) -> list[Job]:
+    def jobs(self) -> list[Job]:
+        """The running job and the waiting ones."""
         return [j for j in (self.runner.current, *self.runner.waiting) if j is not None]
 
     def _submit_prompt(self, key: Key) -> None:
         frame, obj = key
-        self.edits += 1
+        self.sync_state.edits += 1
 
         def prepare():
-            session = self._get_session()
+            session = self.get_session()
             return None if session is None else (tasks.segment, (session, frame, obj, self.prompts.get(key)))
 
         self.runner.submit(
@@ -247,12 +309,12 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
                 ("prompt", frame, obj),
                 "prompt",
                 prepare,
-                self._show,
+                self.show,
                 description=f"Segmenting object {obj} on frame {frame}",
             )
         )
 
-    def _show(self, value) -> None:
+    def show(self, value) -> None:
         """Show what a job yielded."""
         if isinstance(value, tasks.Status):
             self.status.emit(value.text)
@@ -264,18 +326,18 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
     def _recreate_labels(self) -> None:
         with self.quiet():
             self.layers.ensure(
-                self.image, self.geometry, self._points_edited, self._shapes_edited, self._defaults_changed
+                self.image, self.geometry, self.points_edited, self.points_edited, self.defaults_changed
             )
         show_info(f"The labels layer was deleted; it was re-created as '{self.layers.labels.name}'.")
-        self._submit_session_task("redraw", tasks.redraw, "Redrawing the labels")
+        self.submit_session_task("redraw", tasks.redraw, "Redrawing the labels")
 
-    def _submit_session_task(self, key: str, task, description: str) -> None:
-        """Queue ``task(session)`` as an edit job whose yielded results are drawn by ``_show``."""
+    def submit_session_task(self, key, task, description: str, *args) -> None:
+        """Queue ``task(session, *args)`` as an edit job whose yielded results are drawn by :meth:`show`."""
         if self.session is None:
             return
-        self.edits += 1
+        self.sync_state.edits += 1
         self.runner.submit(
-            Job(key, "edit", lambda: None if self.session is None else (task, (self.session,)), self._show,
+            Job(key, "edit", lambda: None if self.session is None else (task, (self.session, *args)), self.show,
                 description=description)
         )
 
@@ -288,12 +350,12 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
         bar = DownloadProgress()
 
         def prepare():
-            self._download = bar
+            self.download = bar
             return tasks.load, (source, device, dtype, bar)
 
         def end(cancelled: bool) -> None:
             bar.finish()
-            self._download = None
+            self.download = None
 
         self.runner.submit(
             Job(
@@ -311,7 +373,7 @@ class Sam2Controller(QObject, EditingMixin, PropagationMixin, PromptFileMixin, L
         if isinstance(value, tasks.Loaded):
             self.set_model(value.model)
         else:
-            self._show(value)
+            self.show(value)
 
     def set_model(self, model) -> None:
         """Use an already loaded :class:`~napari_sam2.Segmenter` (e.g. from napari's console)."""

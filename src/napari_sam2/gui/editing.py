@@ -1,97 +1,109 @@
-"""Objects, polarity and the mask / clear-frame actions (part of the controller)."""
+"""Objects, polarity and the mask / clear-frame actions: a part of the controller."""
 
 from __future__ import annotations
 
+import numpy as np
 from napari.utils.notifications import show_info, show_warning
 
 from . import tasks
-from .jobs import Job
 
 
-class EditingMixin:
-    """Object list, polarity and per-frame prompt actions of :class:`~.controller.Sam2Controller`."""
+class Editing:
+    """Object list, polarity and per-frame prompt actions of a :class:`~.controller.Sam2Controller`.
+
+    Attributes:
+        objects: ``{obj_id: name}`` in the order they were made.
+        current_obj: the object that new points and boxes get.
+        positive: the polarity of the next points.
+    """
+
+    def __init__(self, host) -> None:
+        self.host = host
+        self.objects: dict[int, str] = {1: "object 1"}
+        self.current_obj = 1
+        self.positive = True
 
     def use_painted_mask(self) -> None:
         """Send the selected object's painted pixels on the current frame as its mask prompt."""
-        if self.geometry is None or self.layers.labels is None:
+        host = self.host
+        if host.geometry is None or host.layers.labels is None:
             show_warning("Pick an image layer first; then paint the object into the labels layer.")
             return
-        frame = self.current_frame()
-        mask = self.layers.labels.data[self.geometry.index(frame)] == self.current_obj
+        frame = host.current_frame()
+        mask = np.asarray(host.layers.labels.data[host.geometry.index(frame)]) == self.current_obj
         if not mask.any():
             show_info(
                 f"Nothing of object {self.current_obj} is painted on frame {frame}: it is sent as "
                 f"'object absent on this frame'."
             )
-        self.masks[(frame, self.current_obj)] = mask
-        self.sync()
+        host.sync_state.masks[(frame, self.current_obj)] = mask
+        host.sync()
 
     def clear_frame(self) -> None:
         """Remove every prompt of the selected object on the current frame."""
-        if self.geometry is None:
+        host = self.host
+        if host.geometry is None:
             return
-        frame = self.current_frame()
-        self.masks.pop((frame, self.current_obj), None)
-        with self.quiet():
-            self.layers.clear_frame(self.geometry, frame, self.current_obj)
-        self.sync()
+        frame = host.current_frame()
+        host.sync_state.masks.pop((frame, self.current_obj), None)
+        with host.quiet():
+            host.layers.clear_frame(host.geometry, frame, self.current_obj)
+        host.sync()
 
     # ------------------------------------------------------------- polarity
     def set_positive(self, positive: bool) -> None:
         """Polarity of the next points."""
         self.positive = bool(positive)
-        with self.quiet():
-            self.layers.set_defaults(self.current_obj, self.positive)
-        self.polarity_changed.emit(self.positive)
+        with self.host.quiet():
+            self.host.layers.set_defaults(self.current_obj, self.positive)
+        self.host.polarity_changed.emit(self.positive)
 
-    def _key_toggle(self, layer=None) -> None:
+    def key_toggle(self, layer=None) -> None:
+        """Key T: switch the polarity of the next points."""
         self.set_positive(not self.positive)
 
-    def _key_flip(self, layer=None) -> None:
-        with self.quiet():
-            flipped = self.layers.flip_selected()
+    def key_flip(self, layer=None) -> None:
+        """Key F: flip the polarity of the selected points."""
+        with self.host.quiet():
+            flipped = self.host.layers.flip_selected()
         if flipped:
-            self.sync()
+            self.host.sync()
 
     # -------------------------------------------------------------- objects
     def add_object(self, name: str | None = None) -> int:
         obj = max(self.objects, default=0) + 1
         self.objects[obj] = name or f"object {obj}"
-        self.objects_changed.emit()
+        self.host.objects_changed.emit()
         self.select_object(obj)
         return obj
 
     def select_object(self, obj: int) -> None:
         self.current_obj = int(obj)
-        with self.quiet():
-            self.layers.set_defaults(self.current_obj, self.positive)
-        self.objects_changed.emit()
+        with self.host.quiet():
+            self.host.layers.set_defaults(self.current_obj, self.positive)
+        self.host.objects_changed.emit()
 
     def rename_object(self, obj: int, name: str) -> None:
         self.objects[int(obj)] = name
-        self.objects_changed.emit()
+        self.host.objects_changed.emit()
+
+    def replace_objects(self, objects: dict[int, str]) -> None:
+        """A new object list (e.g. from a prompt file); selects the first object."""
+        self.objects = dict(objects) or {1: "object 1"}
+        self.select_object(min(self.objects))
 
     def delete_object(self, obj: int) -> None:
         """Remove an object: its prompts, its labels and its state in the session."""
         obj = int(obj)
-        with self.quiet():
-            self.layers.remove_object(obj)
-        self.masks = {k: m for k, m in self.masks.items() if k[1] != obj}
-        self.prompts = {k: p for k, p in self.prompts.items() if k[1] != obj}
-        self.applied = {k: p for k, p in self.applied.items() if k[1] != obj}
+        host = self.host
+        with host.quiet():
+            host.layers.remove_object(obj)
+        host.sync_state.forget_object(obj)
         self.objects.pop(obj, None)
-        self.runner.submit(
-            Job(
-                ("remove", obj),
-                "edit",
-                lambda: None if self.session is None else (tasks.remove_object, (self.session, obj)),
-                self._show,
-                description=f"Removing object {obj}",
-            )
-        )
+        host.submit_session_task(("remove", obj), tasks.remove_object, f"Removing object {obj}", obj)
         if not self.objects:
             self.add_object()
         elif obj == self.current_obj:
             self.select_object(min(self.objects))
         else:
-            self.objects_changed.emit()
+            host.objects_changed.emit()

@@ -5,22 +5,25 @@
   has the object's label colour.
 * ``SAM2 boxes`` (Shapes): rectangles are boxes; feature ``obj_id``.
 * ``SAM2 labels`` (Labels): the result, one label id per object, with the
-  data shape of the image (without its colour axis).
+  data shape of the image (without its colour axis): a
+  :class:`~napari_sam2.engine.labels.LabelOutput` (zarr on disk for large stacks).
 
 A point or box belongs to the object in its ``obj_id`` and to the frame of
-its coordinate on the propagation axis (see :class:`~.stack.StackGeometry`).
+its coordinate on the propagation axis (see :class:`~napari_sam2.engine.geometry.StackGeometry`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from napari.layers import Labels, Points, Shapes
 
-from .stack import StackGeometry
+from ..engine.geometry import StackGeometry
+from ..engine.labels import LabelOutput, label_dtype_for
+from ..engine.prompts import Prompts, make_prompts
+from ..errors import PromptError
 
 POINTS_NAME = "SAM2 points"
 BOXES_NAME = "SAM2 boxes"
@@ -29,36 +32,6 @@ POSITIVE_COLOR = np.array([0.2, 1.0, 0.2, 1.0])
 NEGATIVE_COLOR = np.array([1.0, 0.15, 0.15, 1.0])
 
 Key = tuple[int, int]  # (frame, obj_id)
-
-
-@dataclass(frozen=True, eq=False)
-class FramePrompt:
-    """All prompts of one object on one frame, in the engine's (row, col) convention."""
-
-    points: np.ndarray  # (N, 2)
-    labels: np.ndarray  # (N,) 1 positive, 0 negative
-    box: np.ndarray | None = None  # (row0, col0, row1, col1)
-    mask: np.ndarray | None = None  # (H, W) bool
-
-    def kwargs(self) -> dict:
-        """Keyword arguments for ``TrackingSession.set_prompts``."""
-        has_points = len(self.points) > 0
-        return {
-            "points": self.points if has_points else None,
-            "labels": self.labels if has_points else None,
-            "box": self.box,
-            "mask": self.mask,
-        }
-
-    def same_as(self, other: FramePrompt | None) -> bool:
-        if other is None:
-            return False
-        return (
-            np.array_equal(self.points, other.points)
-            and np.array_equal(self.labels, other.labels)
-            and _same(self.box, other.box)
-            and self.mask is other.mask
-        )
 
 
 def unwrap(obj):
@@ -72,16 +45,13 @@ def same_layer(a, b) -> bool:
     return a is not None and b is not None and unwrap(a) is unwrap(b)
 
 
-def _same(a, b) -> bool:
-    return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
-
-
 def collect(
     points: Points | None, shapes: Shapes | None, geometry: StackGeometry, masks: dict[Key, np.ndarray]
-) -> tuple[dict[Key, FramePrompt], list[str]]:
-    """Group the layers' points and boxes (and the mask prompts) by (frame, object).
+) -> tuple[dict[Key, Prompts], list[str]]:
+    """Group the layers' points and boxes (and the mask prompts) by (frame, object), as checked
+    :class:`~napari_sam2.engine.prompts.Prompts`.
 
-    Returns the prompts and notes about what was ignored.
+    Returns the prompts and notes about what was ignored (and why).
     """
     notes: list[str] = []
     pts: dict[Key, list] = defaultdict(list)
@@ -94,7 +64,7 @@ def collect(
             if frame is None:
                 off_plane += 1
                 continue
-            r, c = float(coord[-2]), float(coord[-1])
+            r, c = (float(v) for v in geometry.rc(coord)[0])
             if not (-0.5 <= r <= h - 0.5 and -0.5 <= c <= w - 0.5):
                 notes.append(f"The point of object {int(oid)} at (row {r:.0f}, col {c:.0f}) on frame {frame} "
                              f"lies outside the {h} x {w} image and is ignored; delete it or drag it inside.")
@@ -111,7 +81,7 @@ def collect(
             if frame is None:
                 off_plane += 1
                 continue
-            rc = np.asarray(data)[:, -2:]
+            rc = geometry.rc(data)
             key = (frame, int(oid))
             if key in boxes:
                 notes.append(
@@ -129,12 +99,14 @@ def collect(
             f"{off_plane} prompt(s) lie outside the tracked plane ({held}) and are ignored; press "
             f"Reset to start over in the plane shown now."
         )
-    out: dict[Key, FramePrompt] = {}
-    for key in set(pts) | set(boxes) | set(masks):
+    out: dict[Key, Prompts] = {}
+    for key in sorted(set(pts) | set(boxes) | set(masks)):
         p = np.asarray(pts.get(key, []), np.float64).reshape(-1, 3)
-        out[key] = FramePrompt(
-            p[:, :2].astype(np.float32), p[:, 2].astype(np.int32), boxes.get(key), masks.get(key)
-        )
+        try:
+            out[key] = make_prompts(geometry.frame_hw, p[:, :2] if len(p) else None, p[:, 2] if len(p) else None,
+                                    boxes.get(key), masks.get(key))
+        except PromptError as exc:
+            notes.append(f"The prompts of object {key[1]} on frame {key[0]} are ignored: {exc}")
     return out, notes
 
 
@@ -146,6 +118,7 @@ class PromptLayers:
         self.points: Points | None = None
         self.shapes: Shapes | None = None
         self.labels: Labels | None = None
+        self.output: LabelOutput | None = None  # what the Labels layer shows
 
     def owns(self, layer) -> bool:
         return any(same_layer(layer, x) for x in (self.points, self.shapes, self.labels))
@@ -171,22 +144,22 @@ class PromptLayers:
         created = []
         common = {"scale": image.scale, "translate": image.translate}
         size = max(4.0, min(geometry.frame_hw) / 40)
-        if self.labels is None or self.labels.data.shape != geometry.shape:
-            self.labels = self._find(LABELS_NAME, Labels, lambda x: x.data.shape == geometry.shape)
+        shape = geometry.label_shape
+        if self.labels is None or self.labels.data.shape != shape:
+            self.labels = self._find(LABELS_NAME, Labels, lambda x: x.data.shape == shape)
             if self.labels is None:
-                self.labels = self.viewer.add_labels(
-                    np.zeros(geometry.shape, np.uint16), name=LABELS_NAME, opacity=0.5, **common
-                )
+                self.output = LabelOutput(geometry, np.uint16, full_stack=True)
+                self.labels = self.viewer.add_labels(self.output.array, name=LABELS_NAME, opacity=0.5, **common)
                 created.append(self.labels.name)
-        if self.shapes is None or self.shapes.ndim != geometry.ndim:
+        if self.shapes is None or self.shapes.ndim != geometry.label_ndim:
             if self.shapes is not None:
                 self.shapes.events.data.disconnect(on_shapes)
             self.shapes = self._find(
-                BOXES_NAME, Shapes, lambda x: x.ndim == geometry.ndim and "obj_id" in x.features
+                BOXES_NAME, Shapes, lambda x: x.ndim == geometry.label_ndim and "obj_id" in x.features
             )
             if self.shapes is None:
                 self.shapes = self.viewer.add_shapes(
-                    ndim=geometry.ndim,
+                    ndim=geometry.label_ndim,
                     name=BOXES_NAME,
                     face_color=[0, 0, 0, 0],
                     edge_width=max(1.0, size / 4),
@@ -196,18 +169,18 @@ class PromptLayers:
                 self.shapes.current_face_color = [0, 0, 0, 0]
                 created.append(self.shapes.name)
             self.shapes.events.data.connect(on_shapes)
-        if self.points is None or self.points.ndim != geometry.ndim:
+        if self.points is None or self.points.ndim != geometry.label_ndim:
             if self.points is not None:
                 self.points.events.data.disconnect(on_points)
                 self.points.events.current_properties.disconnect(on_defaults)
             self.points = self._find(
                 POINTS_NAME,
                 Points,
-                lambda x: x.ndim == geometry.ndim and {"obj_id", "positive"} <= set(x.features),
+                lambda x: x.ndim == geometry.label_ndim and {"obj_id", "positive"} <= set(x.features),
             )
             if self.points is None:
                 self.points = self.viewer.add_points(
-                    ndim=geometry.ndim,
+                    ndim=geometry.label_ndim,
                     name=POINTS_NAME,
                     size=size,
                     border_width=0.2,
@@ -298,11 +271,12 @@ class PromptLayers:
         )
         for obj in objects:
             for frame, p in sorted(obj.frames.items()):
-                for positive in (True, False):
-                    rc = np.asarray(p.points)[np.asarray(p.labels) == int(positive)]
-                    if len(rc):
-                        self.points.feature_defaults = {"obj_id": obj.obj_id, "positive": positive}
-                        self.points.add(geometry.coords(frame, rc))
+                labels = np.asarray(p.labels)
+                starts = [0, *(np.flatnonzero(np.diff(labels)) + 1), len(labels)]
+                for a, b in zip(starts[:-1], starts[1:]):  # runs of one polarity, in the file's order
+                    if b > a:
+                        self.points.feature_defaults = {"obj_id": obj.obj_id, "positive": bool(labels[a])}
+                        self.points.add(geometry.coords(frame, np.asarray(p.points)[a:b]))
                 if p.box is not None:
                     r0, c0, r1, c1 = p.box
                     self.shapes.feature_defaults = {"obj_id": obj.obj_id}
@@ -311,13 +285,21 @@ class PromptLayers:
                     )
         self.points.feature_defaults, self.shapes.feature_defaults = defaults
 
-    def clear_labels(self) -> None:
-        """Empty the Labels layer (a fresh zero array: its pages are only allocated when written)."""
+    def clear_labels(self, geometry: StackGeometry) -> None:
+        """Give the Labels layer a fresh, empty label output (in RAM, or zarr on disk for large stacks)."""
         if self.labels is not None:
-            self.labels.data = np.zeros(self.labels.data.shape, self.labels.data.dtype)
+            self.output = LabelOutput(geometry, np.uint16, full_stack=True)
+            self.labels.data = self.output.array
 
     def write(self, geometry: StackGeometry, frame: int, labels: np.ndarray) -> None:
-        """Put one frame's labels into the Labels layer and redraw it."""
-        if self.labels is not None:
-            self.labels.data[geometry.index(frame)] = labels
-            self.labels.refresh()
+        """Put one frame's (H, W) labels into the Labels layer and redraw it (uint32 above id 65535)."""
+        if self.labels is None:
+            return
+        if self.output is None or self.output.geometry != geometry or self.labels.data is not self.output.array:
+            self.clear_labels(geometry)  # a layer found in the viewer, or data replaced by someone else
+        top = int(labels.max()) if labels.size else 0
+        if top > np.iinfo(self.output.dtype).max:
+            self.output = self.output.grown(label_dtype_for(top))
+            self.labels.data = self.output.array
+        self.output.write(frame, labels)
+        self.labels.refresh()

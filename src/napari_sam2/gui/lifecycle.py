@@ -1,4 +1,4 @@
-"""Layers deleted under the widget, and shutting down (part of the controller)."""
+"""Layers deleted under the widget, and shutting down: a part of the controller."""
 
 from __future__ import annotations
 
@@ -12,67 +12,74 @@ from .layers import PromptLayers, same_layer, unwrap
 log = logging.getLogger(__name__)
 
 
-class LifecycleMixin:
-    """Reactions to layer removal and the clean shutdown of :class:`~.controller.Sam2Controller`."""
+class Lifecycle:
+    """Reactions to layer removal, and the clean shutdown, of a :class:`~.controller.Sam2Controller`."""
 
-    def _notify_later(self, show, message: str) -> None:
+    def __init__(self, host) -> None:
+        self.host = host
+
+    def notify_later(self, show, message: str) -> None:
         """Notify after the current event, unless the viewer is closing (it removes every layer first)."""
+        host = self.host
 
         def later():
             # the real viewer behind napari's plugin proxy, which hides private attributes
-            window = getattr(unwrap(self.viewer), "window", None) if self.viewer is not None else None
-            if not self._closed and getattr(window, "_qt_window", None) is not None:
+            window = getattr(unwrap(host.viewer), "window", None) if host.viewer is not None else None
+            if not host.closed and getattr(window, "_qt_window", None) is not None:
                 show(message)
 
         QTimer.singleShot(0, later)
 
-    def _layer_removed(self, event) -> None:
+    def layer_removed(self, event) -> None:
+        """A layer left the viewer: the image (close its session) or one of the widget's layers."""
+        host = self.host
         layer = event.value
-        if same_layer(layer, self.image):
-            self._notify_later(
+        if same_layer(layer, host.image):
+            self.notify_later(
                 show_warning,
                 f"The image layer '{layer.name}' was removed: its session was closed. "
                 f"Pick another image layer to go on.",
             )
-            self.set_image(None)
-        elif self.layers.owns(layer):
-            owned = next(x for x in (self.layers.points, self.layers.shapes, self.layers.labels)
+            host.set_image(None)
+        elif host.layers.owns(layer):
+            owned = next(x for x in (host.layers.points, host.layers.shapes, host.layers.labels)
                          if same_layer(x, layer))
-            which = self.layers.forget(layer)
+            which = host.layers.forget(layer)
             layer = owned  # the reference the handlers were connected through
             if which in ("points", "shapes"):
-                self._notify_later(
+                self.notify_later(
                     show_info,
                     f"'{layer.name}' was deleted, and with it its prompts (propagated "
                     f"frames keep their labels).",
                 )
-                layer.events.data.disconnect(self._points_edited)
+                layer.events.data.disconnect(host.points_edited)
                 if which == "points":
-                    layer.events.current_properties.disconnect(self._defaults_changed)
-                self.sync()
+                    layer.events.current_properties.disconnect(host.defaults_changed)
+                host.sync()
 
     def shutdown(self) -> None:
         """Stop the running job and forget viewer and layers (the widget is going away)."""
-        if self._closed:
+        host = self.host
+        if host.closed:
             return
-        self._closed = True
-        self._close_bar()
-        if self._download is not None:
-            self._download.cancel()
-            self._download.finish()
-        session, self.session = self.session, None
-        self.runner.shutdown(then=session.close if session is not None else None)
+        host.closed = True
+        host.propagation.close_bar()
+        if host.download is not None:
+            host.download.cancel()
+            host.download.finish()
+        session, host.session = host.session, None
+        host.runner.shutdown(then=session.close if session is not None else None)
         try:
-            self.viewer.layers.events.removed.disconnect(self._layer_removed)
-            if self.image is not None:
-                self.image.events.data.disconnect(self._image_data_changed)
-            self.layers.disconnect(self._points_edited, self._shapes_edited, self._defaults_changed)
-            for layer in (self.layers.points, self.layers.shapes):
+            host.viewer.layers.events.removed.disconnect(self.layer_removed)
+            if host.image is not None:
+                host.image.events.data.disconnect(host.image_data_changed)
+            host.layers.disconnect(host.points_edited, host.points_edited, host.defaults_changed)
+            for layer in (host.layers.points, host.layers.shapes):
                 if layer is not None:
                     layer.bind_key("t", None)
-            if self.layers.points is not None:
-                self.layers.points.bind_key("f", None)
+            if host.layers.points is not None:
+                host.layers.points.bind_key("f", None)
         except (RuntimeError, AttributeError, KeyError, ValueError):
             log.debug("napari-sam2: disconnecting during shutdown", exc_info=True)
-        self.viewer = self.image = None
-        self.layers = PromptLayers(None)
+        host.viewer = host.image = None
+        host.layers = PromptLayers(None)

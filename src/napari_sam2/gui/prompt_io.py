@@ -1,61 +1,100 @@
-"""Save and load the session's prompts as JSON (part of the controller).
+"""Save and load the session's prompt file (its history, replayed exactly): a part of the controller.
 
-Same file format as the command line (:mod:`napari_sam2.engine.prompt_file`).
+Same file as ``session.save_prompts`` and the command line (:mod:`napari_sam2.engine.prompt_file`).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from napari.utils.notifications import show_info, show_warning
 
-from ..engine.prompt_file import load_prompts
-from ..errors import PromptError
+from ..engine.label_files import label_format
+from ..engine.prompt_file import load_annotation
+from ..errors import OutputError, PromptError
 from . import tasks
 from .jobs import Job
 from .notify import report_error
+from .stack import label_axes
 
 
-class PromptFileMixin:
-    """``save_prompts`` / ``load_prompts`` for :class:`~.controller.Sam2Controller`."""
+class PromptFiles:
+    """Save / load prompt files for a :class:`~.controller.Sam2Controller` (no state of its own)."""
 
-    def save_prompts(self, path) -> None:
+    def __init__(self, host) -> None:
+        self.host = host
+
+    def save(self, path) -> None:
         """Write every prompt of the session, with the object names, to ``path`` (in the background)."""
-        if self.session is None:
+        host = self.host
+        if host.session is None:
             show_warning("There are no prompts to save yet.")
             return
-        names = dict(self.objects)
-        axis = None if self.geometry is None else self.geometry.axis
+        names = dict(host.objects)
 
         def prepare():
-            return None if self.session is None else (tasks.save, (self.session, str(path), names, axis))
+            return None if host.session is None else (tasks.save, (host.session, str(path), names))
 
-        self.runner.submit(
-            Job(("save", str(path)), "save", prepare, self._saved, description="Saving prompts")
-        )
+        host.runner.submit(Job(("save", str(path)), "save", prepare, self._saved, description="Saving prompts"))
 
     def _saved(self, value) -> None:
         if isinstance(value, tasks.Saved):
-            show_info(f"Saved the prompts of {value.n_objects} object(s) to {value.path}.")
+            show_info(f"Saved {value.what} to {value.path}.")
+        else:
+            self.host.show(value)
 
-    def load_prompts(self, path) -> None:
-        """Replace all prompts and objects with those of a prompt file, and segment their frames again."""
-        if self.geometry is None:
+    def export_labels(self, path) -> None:
+        """Write the labels layer to ``path`` (.ome.tif, .ome.zarr, .zarr, .tif, .npy) in the background,
+        replacing an existing file (the file dialog has asked)."""
+        host = self.host
+        output = host.layers.output
+        if output is None or host.layers.labels is None or host.image is None:
+            show_warning("There are no labels to export yet.")
+            return
+        try:
+            label_format(path)
+        except OutputError as exc:
+            report_error(None, exc)
+            host.message.emit(str(exc))
+            return
+        array, axes = output.array, label_axes(host.image, output.geometry)
+        host.runner.submit(Job(("export", str(path)), "save", lambda: (tasks.export, (array, str(path), axes)),
+                               self._saved, description="Exporting the labels"))
+
+    def load(self, path) -> None:
+        """Replace all prompts and objects with those of a prompt file, and replay its history in the
+        background (the labels of the session that saved it, bit for bit, with the same model)."""
+        host = self.host
+        if host.geometry is None:
             show_warning("Pick the image layer the prompts belong to first.")
             return
         try:
-            objects = load_prompts(path, self.geometry.frame_hw, self.geometry.num_frames)
+            annotation = load_annotation(path, host.geometry.frame_hw, host.geometry.num_frames)
         except PromptError as exc:
             report_error(None, exc)
+            host.message.emit(str(exc))
             return
-        self.runner.cancel(kinds=("prompt", "propagate", "edit"))
-        with self.quiet():
-            self.layers.fill(objects, self.geometry)
-            self.layers.clear_labels()
-        self.masks = {
-            (f, o.obj_id): p.mask for o in objects for f, p in o.frames.items() if p.mask is not None
-        }
-        self.objects = {o.obj_id: o.name or f"object {o.obj_id}" for o in objects} or {1: "object 1"}
-        self.select_object(min(self.objects))
-        self._submit_session_task("reset", tasks.reset, "Resetting")
-        self.applied = {}
-        self.sync()
-        show_info(f"Loaded the prompts of {len(objects)} object(s) from {path}.")
+        objects = annotation.objects()
+        host.runner.cancel(kinds=("prompt", "propagate", "edit"))
+        with host.quiet():
+            host.layers.fill(objects, host.geometry)
+            host.layers.clear_labels(host.geometry)
+        state = host.sync_state
+        state.masks = {(f, o.obj_id): p.mask for o in objects for f, p in o.frames.items() if p.mask is not None}
+        names = {oid: name or f"object {oid}" for oid, name in annotation.names.items() if oid in
+                 {o.obj_id for o in objects}}
+        host.editing.replace_objects(names)
+        state.read(host.layers.points, host.layers.shapes, host.geometry)
+        state.applied = dict(state.prompts)  # what the layers hold now is what the replay gives the engine
+        state.edits += 1
+        if host.model is None and not any(j.kind == "load" for j in host.jobs()):
+            host.load_model(*host.model_choice)
+
+        def prepare():
+            session = host.get_session()
+            return None if session is None else (tasks.replay, (session, annotation))
+
+        host.runner.submit(Job(("replay", str(path)), "edit", prepare, host.show,
+                               description=f"Replaying {Path(str(path)).name}"))
+        show_info(f"Loaded {len(objects)} object(s) from {path}; replaying its {len(annotation.history)} "
+                  f"step(s).")

@@ -1,4 +1,4 @@
-"""Propagate, with a napari progress bar, frame-by-frame results and Cancel (part of the controller)."""
+"""Propagate, with a napari progress bar, frame-by-frame results, Cancel and resume: a part of the controller."""
 
 from __future__ import annotations
 
@@ -54,98 +54,110 @@ def runs_left(runs: list[tuple[int, str, int]], done: int) -> list[tuple[int, st
     return left
 
 
-class PropagationMixin:
-    """``propagate`` / ``cancel`` for :class:`~.controller.Sam2Controller`."""
+class Propagation:
+    """Propagate / cancel / resume for a :class:`~.controller.Sam2Controller`.
 
-    def _init_propagation(self) -> None:
-        self._bar: progress | None = None
-        self._done = 0
-        self.follow = True  # move the viewer to each frame as it arrives
-        self._runs: list[tuple[int, str, int]] = []  # the engine runs of the last propagation
-        # after a cancel: (request, runs left, edits) so that the same request continues there
-        self._resume: tuple | None = None
-        self.edits = 0  # counts prompt changes sent to the engine (a resume needs none in between)
+    Attributes:
+        follow: move the viewer to each frame as its result arrives.
+        runs: the engine runs ``(start, direction, max_frames)`` of the last propagation.
+        done: frames drawn in the last propagation.
+        bar: napari's progress bar of the running propagation (None when none runs).
+        resume: after a cancel, ``(request, runs left, edits)``: the same request with no edit
+            in between continues there.
+    """
+
+    def __init__(self, host) -> None:
+        self.host = host
+        self.follow = True
+        self.runs: list[tuple[int, str, int]] = []
+        self.done = 0
+        self.bar: progress | None = None
+        self.resume: tuple | None = None
 
     def propagate(self, direction: str = "both", first: int | None = None, last: int | None = None) -> None:
         """Track every object through frames ``first`` ... ``last`` (default: the whole stack)."""
-        if self.geometry is None:
+        host = self.host
+        if host.geometry is None:
             show_warning("Pick an image layer first.")
             return
-        if self.model is None:
+        if host.model is None:
             show_warning(
                 "No SAM 2 model is loaded yet: press 'Load model', or click on the image (the model "
                 "chosen above then loads by itself)."
             )
             return
-        n = self.geometry.num_frames
+        n = host.geometry.num_frames
         lo = 0 if first is None else min(max(int(first), 0), n - 1)
         hi = n - 1 if last is None else min(max(int(last), 0), n - 1)
         lo, hi = min(lo, hi), max(lo, hi)
         request = (direction, lo, hi)
 
         def prepare():
-            session = self._get_session()
+            session = host.get_session()
             if session is None:
                 return None
-            resume, self._resume = self._resume, None
-            if resume is not None and resume[0] == request and resume[2] == self.edits and resume[1]:
+            resume, self.resume = self.resume, None
+            edits = host.sync_state.edits
+            if resume is not None and resume[0] == request and resume[2] == edits and resume[1]:
                 runs = resume[1]
                 show_info(f"Continuing the cancelled propagation at frame {runs[0][0]}.")
             else:
-                runs = plan_runs(direction, lo, hi, sorted({f for f, _ in self.prompts}))
-            self._runs = runs
+                runs = plan_runs(direction, lo, hi, host.sync_state.prompted_frames())
+            self.runs = runs
             self._open_bar(sum(run_length(*r) for r in runs), direction)
-            self._resume = (request, runs, self.edits)  # until the run ends (see _propagation_ended)
+            self.resume = (request, runs, edits)  # until the run ends (see ended)
             return tasks.propagate, (session, runs)
 
-        self.runner.submit(
+        host.runner.submit(
             Job(
                 "propagate",
                 "propagate",
                 prepare,
-                self._propagated,
-                self._propagation_ended,
+                self.propagated,
+                self.ended,
                 description=f"Propagating {direction} (frames {lo}-{hi})",
             )
         )
 
     def cancel(self) -> None:
         """Stop the propagation (within one frame; done frames stay) or the model download."""
-        self.runner.cancel(kinds=("propagate", "load"), keep_results=True)
-        if self._download is not None:
-            self._download.cancel()
+        self.host.runner.cancel(kinds=("propagate", "load"), keep_results=True)
+        if self.host.download is not None:
+            self.host.download.cancel()
 
     def _open_bar(self, total: int, direction: str) -> None:
-        self._close_bar()
-        self._done = 0
-        self._bar = progress(total=total, desc=f"SAM 2: propagating {direction}")
+        self.close_bar()
+        self.done = 0
+        self.bar = progress(total=total, desc=f"SAM 2: propagating {direction}")
 
-    def _close_bar(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+    def close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
-    def _propagated(self, value) -> None:
+    def propagated(self, value) -> None:
+        """Draw one propagated frame; move the viewer there when following."""
         if not isinstance(value, tasks.FrameLabels):
             return
-        bar, geometry, image = self._bar, self.geometry, self.image  # napari's progress bar may re-enter
-        self._done += 1
-        self._show(value)
+        host = self.host
+        bar, geometry, image = self.bar, host.geometry, host.image  # napari's progress bar may re-enter
+        self.done += 1
+        host.show(value)
         if self.follow and geometry is not None and geometry.axis is not None:
-            ax = geometry.axis
-            world_axis = self.viewer.dims.ndim - geometry.ndim + ax
-            self.viewer.dims.set_point(world_axis, value.frame * image.scale[ax] + image.translate[ax])
+            ax = geometry.label_axis
+            world_axis = host.viewer.dims.ndim - geometry.label_ndim + ax
+            host.viewer.dims.set_point(world_axis, value.frame * image.scale[ax] + image.translate[ax])
         if bar is not None:
-            self.status.emit(f"Propagating: frame {value.frame} ({self._done}/{bar.total})")
+            host.status.emit(f"Propagating: frame {value.frame} ({self.done}/{bar.total})")
             bar.update(1)
 
-    def _propagation_ended(self, cancelled: bool) -> None:
-        self._close_bar()
-        if cancelled and self._resume is not None:
-            request, _runs, edits = self._resume
-            self._resume = (request, runs_left(self._runs, self._done), edits)
+    def ended(self, cancelled: bool) -> None:
+        self.close_bar()
+        if cancelled and self.resume is not None:
+            request, _runs, edits = self.resume
+            self.resume = (request, runs_left(self.runs, self.done), edits)
         else:
-            self._resume = None
+            self.resume = None
         if cancelled:
-            show_info(f"Propagation cancelled after {self._done} frame(s); the frames done are kept. "
+            show_info(f"Propagation cancelled after {self.done} frame(s); the frames done are kept. "
                       f"Press the same button again to continue from there.")

@@ -1,17 +1,19 @@
-"""Where the frames of a napari image layer are: propagation axis, fixed planes, (row, col).
+"""The engine's :class:`~napari_sam2.engine.geometry.StackGeometry` of a napari image layer.
 
 The last two axes of a layer's data (after dropping the colour axis of an
 RGB layer) are the frame's rows and columns. One other axis is the
-propagation axis (t or z); any further axis is held at the viewer's position
-when the geometry is made (``fixed``), exactly as ``open_stack(..., fixed=...)``
-does in the engine.
+propagation axis (t or z), chosen from the axis labels; any further axis is
+held at the viewer's position when the geometry is made (``fixed``). The
+layer's non-colour axes are the geometry's *label space*: the coordinates of
+the widget's Points, Shapes and Labels layers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
+
+from ..engine.geometry import StackGeometry
+from ..errors import ImageDataError
 
 #: Axis labels that name a propagation axis, in order of preference.
 TRACK_AXIS_LABELS = (("t", "time", "frame", "frames"), ("z", "slice", "plane", "depth"))
@@ -62,97 +64,46 @@ def default_axis(layer) -> int | None:
     return axes[0]
 
 
-@dataclass(frozen=True)
-class StackGeometry:
-    """How frames, planes and pixels of one image layer map to the engine's frame index.
+def label_axes(layer, geometry: StackGeometry) -> str:
+    """OME axis letters (T, Z, C, Y, X) of the labels over ``layer`` (label space), from its axis names:
+    t/time and z/slice names as they say, the frame axis T unless named otherwise, rows and cols Y X."""
+    names = [n.strip().lower() for n in axis_names(layer)]
+    n = geometry.label_ndim
+    letters: list[str | None] = [None] * n
+    letters[-2:] = ["Y", "X"]
+    for i in range(n - 2):
+        for letter, group in zip("TZ", TRACK_AXIS_LABELS):
+            if names[i] in group and letter not in letters:
+                letters[i] = letter
+        if letters[i] is None and names[i] in ("c", "ch", "channel", "channels") and "C" not in letters:
+            letters[i] = "C"
+    if geometry.label_axis is not None and letters[geometry.label_axis] is None:
+        letters[geometry.label_axis] = "T" if "T" not in letters else "Z"
+    for i in range(n):
+        if letters[i] is None:
+            letters[i] = next(x for x in "ZTC" if x not in letters)
+    return "".join(letters)
 
-    Args:
-        shape: data shape without the colour axis (also the shape of the output labels).
-        axis: the propagation axis, or None for a single 2-D frame.
-        fixed: ``{axis: index}`` for the axes held still (4-D and 5-D data).
-        rgb: whether the layer's data has a trailing colour axis.
+
+def layer_geometry(layer, axis: int | None, position=None) -> StackGeometry:
+    """The engine's geometry of ``layer`` along ``axis``; other axes fixed at ``position``.
+
+    ``axis`` None (or not a possible axis) takes :func:`default_axis`. ``position`` is in the layer's
+    data coordinates without the colour axis (see :func:`current_position`); extra axes of 4-D and
+    5-D data are held at it (rounded, clipped). The colour axis of an RGB layer is the channel axis.
+    Raises :class:`~napari_sam2.errors.ImageDataError` for data the engine cannot track.
     """
-
-    shape: tuple[int, ...]
-    axis: int | None
-    fixed: dict[int, int] = field(default_factory=dict)
-    rgb: bool = False
-
-    @classmethod
-    def from_layer(cls, layer, axis: int | None, position=None) -> StackGeometry:
-        """Geometry of ``layer`` along ``axis``; extra axes fixed at ``position`` (layer data coords)."""
-        shape = frame_stack_shape(layer)
-        if len(shape) < 2:
-            raise ValueError(
-                f"The image layer {layer.name!r} has {len(shape)} dimension(s); it needs rows and columns."
-            )
-        if len(shape) == 2:
-            axis = None
-        elif axis is None or axis not in candidate_axes(layer):
-            axis = default_axis(layer)
-        pos = np.zeros(len(shape)) if position is None else np.asarray(position, float)[-len(shape) :]
-        fixed = {a: int(np.clip(round(pos[a]), 0, shape[a] - 1)) for a in range(len(shape) - 2) if a != axis}
-        return cls(shape, axis, fixed, bool(getattr(layer, "rgb", False)))
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def num_frames(self) -> int:
-        return 1 if self.axis is None else self.shape[self.axis]
-
-    @property
-    def frame_hw(self) -> tuple[int, int]:
-        return self.shape[-2], self.shape[-1]
-
-    def open_session(self, model, data, **kwargs):
-        """``model.open_stack(data, axis, channel_axis, fixed)`` for this geometry."""
-        return model.open_stack(
-            data,
-            axis=0 if self.axis is None else self.axis,
-            channel_axis=self.ndim if self.rgb else None,
-            fixed=dict(self.fixed) or None,
-            **kwargs,
-        )
-
-    def frame_of(self, coord) -> int | None:
-        """The frame of a point given in layer data coordinates, or None if it is in another plane."""
-        c = np.asarray(coord, float)
-        if any(round(c[a]) != i for a, i in self.fixed.items()):
-            return None
-        if self.axis is None:
-            return 0
-        frame = int(round(c[self.axis]))
-        return frame if 0 <= frame < self.num_frames else None
-
-    def index(self, frame: int) -> tuple:
-        """The numpy index of ``frame`` in an array of :attr:`shape` (e.g. the labels)."""
-        key: list = [slice(None)] * self.ndim
-        for a, i in self.fixed.items():
-            key[a] = i
-        if self.axis is not None:
-            key[self.axis] = int(frame)
-        return tuple(key)
-
-    def coords(self, frame: int, rc) -> np.ndarray:
-        """(N, ndim) layer coordinates of (row, col) positions ``rc`` on ``frame``."""
-        rc = np.asarray(rc, float).reshape(-1, 2)
-        out = np.zeros((len(rc), self.ndim))
-        for a, i in self.fixed.items():
-            out[:, a] = i
-        if self.axis is not None:
-            out[:, self.axis] = frame
-        out[:, -2:] = rc
-        return out
-
-    def describe(self, names: list[str]) -> str:
-        """E.g. ``"along t (24 frames), z = 12"``."""
-        if self.axis is None:
-            return "single 2-D image"
-        text = f"along {names[self.axis]} ({self.num_frames} frames)"
-        held = ", ".join(f"{names[a]} = {i}" for a, i in sorted(self.fixed.items()))
-        return f"{text}, {held}" if held else text
+    shape = frame_stack_shape(layer)
+    if len(shape) < 2:
+        raise ImageDataError(f"The image layer {layer.name!r} has {len(shape)} dimension(s); it needs rows and "
+                             f"columns.")
+    if len(shape) > 2 and (axis is None or axis not in candidate_axes(layer)):
+        axis = default_axis(layer)
+    pos = np.zeros(len(shape)) if position is None else np.asarray(position, float)[-len(shape):]
+    fixed = {a: int(np.clip(round(pos[a]), 0, shape[a] - 1)) for a in range(len(shape) - 2) if a != axis}
+    rgb = bool(getattr(layer, "rgb", False))
+    full = tuple(int(s) for s in layer_data(layer).shape)
+    return StackGeometry.resolve(full, 0 if axis is None else axis, len(shape) if rgb else None, fixed)
 
 
 def current_position(viewer, layer) -> np.ndarray:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.prompt_file import ObjectPrompts, save_prompts, session_objects
 from ..engine.session import TrackingSession
 
 
@@ -43,10 +42,10 @@ class Loaded:
 
 @dataclass(frozen=True)
 class Saved:
-    """Prompts were written to ``path``."""
+    """``what`` was written to ``path``."""
 
     path: str
-    n_objects: int
+    what: str
 
 
 def load(source, device, dtype, progress) -> Iterator[Status | Loaded]:
@@ -61,7 +60,7 @@ def load(source, device, dtype, progress) -> Iterator[Status | Loaded]:
 def segment(session: TrackingSession, frame: int, obj_id: int, prompt) -> Iterator[Status | FrameLabels]:
     """Set (or, with ``prompt=None``, clear) the prompts of one object on one frame.
 
-    ``prompt`` has the keyword arguments of ``session.set_prompts`` in ``prompt.kwargs()``.
+    ``prompt``: checked :class:`~napari_sam2.engine.prompts.Prompts` (from the widget's layers).
     """
     if prompt is None:
         if obj_id not in session.object_ids:
@@ -71,7 +70,7 @@ def segment(session: TrackingSession, frame: int, obj_id: int, prompt) -> Iterat
         if not session.has_embedding(frame):
             yield Status(f"Computing the image embedding of frame {frame} (first visit) …")
         yield Status(f"Segmenting object {obj_id} on frame {frame} …")
-        session.set_prompts(frame, obj_id, **prompt.kwargs())
+        session.set_prompts(frame, obj_id, prompts=prompt)
     yield FrameLabels(frame, session.frame_labels(frame))
 
 
@@ -128,8 +127,28 @@ def reset(session: TrackingSession) -> Iterator[Status]:
     yield Status("Session reset.")
 
 
-def save(session: TrackingSession, path: str, names: dict[int, str], axis: int | None) -> Iterator[Saved]:
-    """``save_prompts(path, session_objects(session, names), ...)``."""
-    objects: list[ObjectPrompts] = session_objects(session, names)
-    save_prompts(path, objects, session.frame_shape, session.num_frames, axis=axis)
-    yield Saved(str(path), len(objects))
+def save(session: TrackingSession, path: str, names: dict[int, str]) -> Iterator[Saved]:
+    """``session.save_prompts(path, names)``: the session's history, to replay exactly."""
+    session.save_prompts(path, names)
+    yield Saved(str(path), f"the prompts of {len(session.object_ids)} object(s)")
+
+
+def export(labels, path: str, axes: str) -> Iterator[Status | Saved]:
+    """``write_labels(path, labels, axes, overwrite=True)``: plane by plane, atomically."""
+    from ..engine.label_files import write_labels
+
+    yield Status(f"Exporting the labels to {Path(path).name} …")
+    write_labels(path, labels, axes=axes, overwrite=True, name=Path(path).name)
+    yield Saved(path, f"the labels ({axes}, {labels.dtype})")
+
+
+def replay(session: TrackingSession, annotation) -> Iterator[Status | FrameLabels]:
+    """``session.reset()``, then the history of a prompt file, drawing every frame it changes."""
+    from ..engine.history import replaying
+
+    session.reset()
+    yield Status("Replaying the prompt file …")
+    for kind, frame in replaying(session, annotation.history):
+        if kind == "frame":
+            yield Status(f"Replaying: frame {frame}")
+        yield FrameLabels(frame, session.frame_labels(frame))

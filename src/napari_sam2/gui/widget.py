@@ -120,8 +120,12 @@ class Sam2Widget(QWidget):
         self.reset_button.setToolTip(
             "Start a new session in the plane shown now; prompts are kept and re-sent"
         )
-        files_box = QGroupBox("Prompt file (JSON)")
-        files_box.setLayout(_row(self.save_button, self.load_button))
+        self.export_button = QPushButton("Export labels…")
+        self.export_button.setToolTip("Write 'SAM2 labels' as OME-TIFF, OME-Zarr, zarr, TIFF or .npy")
+        files_box = QGroupBox("Files")
+        box = QVBoxLayout(files_box)
+        box.addLayout(_row(QLabel("Prompts (JSON):"), self.save_button, self.load_button))
+        box.addWidget(self.export_button)
 
         self.busy_bar = QProgressBar()
         self.busy_bar.setRange(0, 0)
@@ -175,6 +179,7 @@ class Sam2Widget(QWidget):
         self.cancel_button.clicked.connect(ctl.cancel)
         self.save_button.clicked.connect(self._save_clicked)
         self.load_button.clicked.connect(self._load_clicked)
+        self.export_button.clicked.connect(self._export_clicked)
         self.reset_button.clicked.connect(ctl.rebind)
         ctl.status.connect(self._show_status)
         ctl.message.connect(self._show_message)
@@ -279,6 +284,12 @@ class Sam2Widget(QWidget):
         path, _ = QFileDialog.getOpenFileName(self, "Load SAM 2 prompts", "", "JSON (*.json);;All files (*)")
         if path:
             self.controller.load_prompts(path)
+
+    def _export_clicked(self) -> None:
+        filters = "OME-TIFF (*.ome.tif);;OME-Zarr (*.ome.zarr);;TIFF (*.tif);;zarr (*.zarr);;NumPy (*.npy)"
+        path, _ = QFileDialog.getSaveFileName(self, "Export SAM 2 labels", "labels.ome.tif", filters)
+        if path:
+            self.controller.export_labels(path)
 
     def event(self, event) -> bool:
         # napari's "remove dock widget" (the dock's close button) un-parents the widget: stop the work.

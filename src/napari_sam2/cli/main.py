@@ -1,0 +1,189 @@
+"""``napari-sam2``: segment stacks from a prompt file, run batches, download models, show the setup.
+
+    napari-sam2 segment STACK --prompts FILE -o OUT [--axis t|z|N] [--plane AXIS=INDEX]
+                        [--model NAME|PATH] [--device DEV] [--dtype auto|float32|bfloat16|float16]
+                        [--overwrite] [--quiet]
+    napari-sam2 batch MANIFEST.csv -o OUTDIR [--scheduler ADDRESS] [--workers N] [--format .ome.tif]
+                        [--model ...] [--device ...] [--dtype ...]
+    napari-sam2 download [NAME ...]
+    napari-sam2 info
+    napari-sam2 demo [--headless] [--model NAME|PATH]
+
+Every failure prints one line, ``napari-sam2: error: <what is wrong and what to do>``, and exits
+with status 1 (2 for a wrong command line, 130 when interrupted; set NAPARI_SAM2_DEBUG=1 for the
+traceback). See docs/cli.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ..errors import CheckpointError, ImageDataError, OutputError, PromptError, SessionClosedError
+
+#: Errors that are the user's to fix: one line, no traceback.
+USER_ERRORS = (CheckpointError, ImageDataError, OutputError, PromptError, SessionClosedError, OSError, ValueError)
+PROG = "napari-sam2"
+
+
+def _plane(text: str) -> tuple[int, int]:
+    try:
+        axis, index = text.split("=")
+        return int(axis), int(index)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--plane takes AXIS=INDEX (two integers, e.g. 1=12); got {text!r}") \
+            from None
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="sam2.1_hiera_tiny",
+                   help="checkpoint name (downloaded once) or .pt file (default: sam2.1_hiera_tiny)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or mps (default: the best available)")
+    p.add_argument("--dtype", default=None, choices=("auto", "float32", "bfloat16", "float16"),
+                   help="precision (default auto: bfloat16 where the hardware computes it fast). Replaying a "
+                        "prompt file gives identical labels with the model, device and precision it was saved with")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="SAM 2 for microscopy stacks, without the viewer.",
+                                     epilog="See docs/cli.md and docs/batch.md.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    seg = sub.add_parser("segment", help="replay a prompt file on a stack and write its labels",
+                         description="Replay a prompt file (saved from the widget or session.save_prompts) on "
+                                     "a stack and write the label image.")
+    seg.add_argument("stack", type=Path, help="TIFF / OME-TIFF, zarr / OME-Zarr (level 0) or .npy")
+    seg.add_argument("--prompts", "-p", type=Path, required=True, help="the prompt file (JSON)")
+    seg.add_argument("--output", "-o", type=Path, required=True,
+                     help="labels: .ome.tif, .ome.zarr, .zarr, .tif or .npy (by extension)")
+    seg.add_argument("--axis", default=None, help="frame axis: t, z or a number (default: as the prompt file was "
+                                                  "saved, else T then Z from the file's axes)")
+    seg.add_argument("--plane", type=_plane, action="append", default=[], metavar="AXIS=INDEX",
+                     help="hold an extra axis of a 4-D/5-D stack at INDEX (repeatable)")
+    _model_options(seg)
+    seg.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    seg.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    bat = sub.add_parser("batch", help="segment many stacks on dask.distributed",
+                         description="Segment every row (stack,prompts) of a CSV manifest on a dask.distributed "
+                                     "cluster; OUTDIR/status.csv records each result.")
+    bat.add_argument("manifest", type=Path, help="CSV with columns stack,prompts (paths relative to it)")
+    bat.add_argument("--output", "-o", type=Path, required=True, help="output folder")
+    bat.add_argument("--scheduler", default=None, help="address of a running scheduler (default: a local "
+                                                       "cluster)")
+    bat.add_argument("--workers", type=int, default=2, help="worker processes of the local cluster (default 2)")
+    bat.add_argument("--format", default=".ome.tif", dest="fmt", help="output extension (default .ome.tif)")
+    _model_options(bat)
+
+    dl = sub.add_parser("download", help="download official checkpoints into the cache folder")
+    dl.add_argument("names", nargs="*", default=["sam2.1_hiera_tiny"], help="checkpoint names, or 'all'")
+    sub.add_parser("info", help="versions, devices, cache folder, checkpoints present")
+    demo = sub.add_parser("demo", help="napari on the sample time-lapse with the widget")
+    demo.add_argument("--headless", action="store_true", help="segment one cell and print it, no window")
+    demo.add_argument("--model", default="sam2.1_hiera_tiny", help="checkpoint name or .pt file")
+    return parser
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def _segment(a) -> int:
+    from .segment import segment_file
+
+    bar = None
+    if not a.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="frame", desc=a.stack.name, file=sys.stderr, leave=False)
+
+    def on_frame(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    try:
+        result = segment_file(a.stack, a.prompts, a.output, model=a.model, device=a.device, dtype=a.dtype,
+                              axis=a.axis, planes=dict(a.plane), overwrite=a.overwrite, on_frame=on_frame)
+    finally:
+        if bar is not None:
+            bar.close()
+    extra = " (the prompt file recorded no propagation: propagated through the whole stack)" \
+        if result.propagated_extra else ""
+    print(f"{result.output}: {result.frames} frames in {result.seconds:.1f} s{extra}", file=sys.stderr)
+    return 0
+
+
+def _batch(a) -> int:
+    from .batch import run_batch
+
+    summary = run_batch(a.manifest, a.output, scheduler=a.scheduler, workers=a.workers, model=a.model,
+                        device=a.device, dtype=a.dtype, fmt=a.fmt, echo=lambda s: print(s, file=sys.stderr))
+    print(f"{summary.done} done, {summary.failed} failed, {summary.skipped} skipped; see {summary.status_path}",
+          file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def _download(a) -> int:
+    from ..weights import CHECKPOINTS, fetch_checkpoint
+
+    names = list(CHECKPOINTS) if a.names == ["all"] else a.names
+    for name in names:
+        print(fetch_checkpoint(name))
+    return 0
+
+
+def _info(a) -> int:
+    import platform
+
+    import torch
+
+    from ..loading import cpu_has_fast_bfloat16
+    from ..weights import CHECKPOINTS, cache_dir
+
+    print(f"napari-sam2 {_version()}  (Python {platform.python_version()}, {platform.system()} "
+          f"{platform.machine()})")
+    print(f"torch {torch.__version__}")
+    devices = [f"cpu ({'bfloat16 fast' if cpu_has_fast_bfloat16() else 'float32'})"]
+    for i in range(torch.cuda.device_count()):
+        devices.append(f"cuda:{i} ({torch.cuda.get_device_name(i)})")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.append("mps")
+    print(f"devices: {', '.join(devices)}")
+    folder = cache_dir()
+    print(f"checkpoint cache: {folder}")
+    for name, ckpt in CHECKPOINTS.items():
+        present = (folder / ckpt.filename).is_file()
+        print(f"  {'present' if present else 'missing':<8} {name}")
+    return 0
+
+
+def _demo(a) -> int:
+    from .. import demo
+
+    return demo.main(["--model", a.model, *(["--no-gui"] if a.headless else [])])
+
+
+COMMANDS = {"segment": _segment, "batch": _batch, "download": _download, "info": _info, "demo": _demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; no incomplete output was left under its final name.", file=sys.stderr)
+        return 130
+    except USER_ERRORS as exc:
+        if os.environ.get("NAPARI_SAM2_DEBUG"):
+            raise
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"{PROG}: error: {text}", file=sys.stderr)
+        return 1

@@ -1,0 +1,154 @@
+"""Headless segmentation of one stack file from a prompt file: what ``napari-sam2 segment`` runs.
+
+The steps are the engine's, in order: read the stack lazily
+(:mod:`~napari_sam2.engine.stack_files`), read the prompt file
+(:mod:`~napari_sam2.engine.prompt_file`), open a session with the geometry
+the file was saved with, replay its history (exactly), write the labels
+(:mod:`~napari_sam2.engine.label_files`, atomically).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..engine.geometry import StackGeometry
+from ..engine.history import PropagationRun
+from ..engine.label_files import label_format, write_labels
+from ..engine.labels import LabelOutput
+from ..engine.prompt_file import Annotation, load_annotation
+from ..engine.stack_files import read_stack
+from ..errors import ImageDataError, OutputError
+
+#: Axis letters that name a propagation axis, in order of preference.
+TRACK_LETTERS = ("T", "Z")
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """What :func:`segment_file` wrote: the output, the frames computed, the wall time."""
+
+    output: Path
+    frames: int
+    seconds: float
+    propagated_extra: bool  # the file recorded no propagation, so one over the whole stack was run
+
+
+def resolve_axis(axis: str | int | None, axes: str | None, ndim: int) -> int | None:
+    """The propagation axis from ``--axis`` (``t``, ``z`` or a number) and the file's axis letters."""
+    if axis is None:
+        return None
+    if isinstance(axis, int) or str(axis).lstrip("-").isdigit():
+        ax = int(axis)
+        if not -ndim <= ax < ndim:
+            raise ImageDataError(f"--axis {ax} does not exist: the stack has {ndim} axes (0 ... {ndim - 1}).")
+        return ax % ndim
+    letter = str(axis).strip().upper()[:1]
+    if axes is None or letter not in axes:
+        raise ImageDataError(f"--axis {axis}: the stack's axes are {axes or 'not named in the file'}; give the "
+                             f"axis as a number instead (0 ... {ndim - 1}).")
+    return axes.index(letter)
+
+
+def stack_geometry(shape: tuple[int, ...], axes: str | None, annotation: Annotation,
+                   axis: str | int | None = None, planes: dict[int, int] | None = None) -> StackGeometry:
+    """Where the frames are: ``--axis``/``--plane`` if given, else as the prompt file was saved, else
+    from the file's axis letters (T, then Z; C is the channel axis)."""
+    ndim = len(shape)
+    chosen = resolve_axis(axis, axes, ndim)
+    saved = annotation.stack if annotation.stack and tuple(annotation.stack.get("shape", ())) == tuple(shape) \
+        else None
+    channel = axes.index("C") if axes and "C" in axes else None
+    fixed = dict(planes or {})
+    if saved is not None:
+        channel = saved.get("channel_axis")
+        fixed = {**{int(a): int(i) for a, i in (saved.get("fixed") or {}).items()}, **fixed}
+        if chosen is None and saved.get("axis") is not None:
+            chosen = int(saved["axis"])
+    if chosen is None:
+        letters = [axes.index(x) for x in TRACK_LETTERS if axes and x in axes]
+        chosen = letters[0] if letters else (annotation.axis if annotation.axis is not None else 0)
+    try:
+        return StackGeometry.resolve(shape, chosen, channel, fixed)
+    except ImageDataError as exc:
+        raise ImageDataError(f"{exc} On the command line: --axis t|z|N chooses the frame axis and --plane "
+                             f"AXIS=INDEX holds an extra axis still.") from None
+
+
+def output_axes(geometry: StackGeometry, axes: str | None) -> str:
+    """Axis letters of the (T, H, W) label image: the frame axis' letter (T unless the file says Z)."""
+    if geometry.axis is None:
+        return "YX"
+    letter = axes[geometry.axis] if axes and axes[geometry.axis] in TRACK_LETTERS else "T"
+    return f"{letter}YX"
+
+
+def segment_file(stack: str | Path, prompts: str | Path, output: str | Path, *, model="sam2.1_hiera_tiny",
+                 device=None, dtype=None, axis: str | int | None = None, planes: dict[int, int] | None = None,
+                 overwrite: bool = False, on_frame: Callable[[int, int], None] | None = None,
+                 workdir=None) -> SegmentResult:
+    """Replay ``prompts`` on ``stack`` and write the label image to ``output`` (format by extension).
+
+    Args:
+        stack: TIFF / OME-TIFF, zarr / OME-Zarr or ``.npy`` file.
+        prompts: a prompt file (``session.save_prompts`` or the widget's *Save prompts…*).
+        output: ``.ome.tif``, ``.ome.zarr``, ``.zarr``, ``.tif`` or ``.npy``; labels (T, H, W) uint16/uint32.
+        model: a checkpoint name or ``.pt`` path, or an already loaded :class:`~napari_sam2.Segmenter`.
+        device, dtype: as for :func:`~napari_sam2.load_model` (ignored for a loaded model).
+        axis: the frame axis (``"t"``, ``"z"`` or a number); default: as saved in the prompt file.
+        planes: ``{axis: index}`` for extra axes to hold still (4-D / 5-D stacks).
+        overwrite: replace an existing ``output``.
+        on_frame: ``on_frame(done, total)`` after each propagated frame.
+        workdir: folder for the session's temporary files.
+
+    If the prompt file recorded no propagation, the objects are propagated through the whole stack
+    (both directions from the first prompted frame). Raises napari-sam2's errors (``PromptError``,
+    ``ImageDataError``, ``CheckpointError``, ``OutputError``) with a message saying what to do.
+    """
+    t0 = time.perf_counter()
+    output = Path(output)
+    label_format(output)
+    if output.exists() and not overwrite:
+        raise OutputError(f"{output} exists; pass --overwrite (overwrite=True) to replace it.")
+    if not output.parent.is_dir():
+        raise OutputError(f"The folder of {output} does not exist; create it first.")
+    annotation = load_annotation(prompts)
+    source = read_stack(stack)
+    try:
+        geometry = stack_geometry(tuple(int(s) for s in source.data.shape), source.axes, annotation, axis, planes)
+        from ..engine.prompt_file import check_fits
+
+        check_fits(annotation, geometry.frame_hw, geometry.num_frames, Path(prompts).name)
+        if isinstance(model, (str, Path)):
+            from ..loading import load_model
+
+            model = load_model(model, device=device, dtype=dtype)
+        session = model.open_stack(source.data, geometry=geometry, workdir=workdir)
+        try:
+            total = sum(r.frames for r in annotation.history if isinstance(r, PropagationRun))
+            extra = not annotation.has_propagation
+            if extra:
+                total += geometry.num_frames + 1
+            done = 0
+
+            def step(frame: int) -> None:
+                nonlocal done
+                done += 1
+                if on_frame is not None:
+                    on_frame(done, total)
+
+            annotation.replay(session, on_frame=step)
+            if extra:
+                for frame, _ in session.propagate(direction="both"):
+                    step(frame)
+            labels = session.write_labels(LabelOutput(geometry, session.label_dtype()))
+        finally:
+            session.close()
+        data = labels.array if geometry.axis is not None else labels.array[0]
+        write_labels(output, data, axes=output_axes(geometry, source.axes), overwrite=overwrite,
+                     name=Path(stack).name)
+    finally:
+        source.close()
+    return SegmentResult(output, done, time.perf_counter() - t0, extra)

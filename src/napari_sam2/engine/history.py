@@ -1,0 +1,113 @@
+"""What was done in a tracking session, in order, so that it can be done again exactly.
+
+A :class:`~napari_sam2.engine.session.TrackingSession` appends one record per
+call that changes its results: prompts set or cleared, objects removed, and
+propagation runs (with the number of frames they actually computed, so that a
+run stopped early replays as far as it went). Replaying the records on a new
+session of the same stack, with the same model, device and precision, gives
+bit-identical results: corrections stay corrections, because they are
+replayed after the propagation that preceded them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from .prompts import Prompts
+
+
+@dataclass(frozen=True)
+class SetPrompts:
+    """``session.set_prompts(frame, obj_id, prompts=prompts)``."""
+
+    frame: int
+    obj_id: int
+    prompts: Prompts
+
+
+@dataclass(frozen=True)
+class ClearPrompts:
+    """``session.clear_prompts(frame, obj_id)`` (``obj_id`` None: every object)."""
+
+    frame: int
+    obj_id: int | None
+
+
+@dataclass(frozen=True)
+class RemoveObject:
+    """``session.remove_object(obj_id)``."""
+
+    obj_id: int
+
+
+@dataclass
+class PropagationRun:
+    """``session.propagate(start, direction, max_frames)``, of which ``frames`` results were taken.
+
+    ``start`` is the resolved first frame (never None); ``failed``: the run ended with an error
+    (e.g. a frame with NaN pixels) after ``frames`` results.
+    """
+
+    start: int
+    direction: str
+    max_frames: int | None
+    frames: int = 0
+    failed: bool = False
+
+
+Record = SetPrompts | ClearPrompts | RemoveObject | PropagationRun
+
+
+def replaying(session, records: Iterable[Record]) -> Iterator[tuple[str, int]]:
+    """Do ``records`` again on ``session``, in order, yielding what changed: ``("prompt", frame)``
+    after a prompt edit, ``("frame", frame)`` for every propagated frame. Closing the generator
+    early leaves the session consistent (as far as it got)."""
+    for rec in records:
+        if isinstance(rec, SetPrompts):
+            session.set_prompts(rec.frame, rec.obj_id, prompts=rec.prompts)
+            yield "prompt", rec.frame
+        elif isinstance(rec, ClearPrompts):
+            session.clear_prompts(rec.frame, rec.obj_id)
+            yield "prompt", rec.frame
+        elif isinstance(rec, RemoveObject):
+            session.remove_object(rec.obj_id)
+        elif isinstance(rec, PropagationRun):
+            run = session.propagate(start=rec.start, direction=rec.direction, max_frames=rec.max_frames)
+            try:
+                for _ in range(rec.frames):
+                    frame, _masks = next(run)
+                    yield "frame", frame
+                if rec.frames == 0:  # a run that yields nothing still commits the pending prompts
+                    try:
+                        next(run, None)
+                    except Exception:
+                        if not rec.failed:
+                            raise
+            finally:
+                run.close()
+        else:
+            raise TypeError(f"not a history record: {rec!r}")
+
+
+def replay(session, records: Iterable[Record], on_frame: Callable[[int], None] | None = None) -> None:
+    """Do ``records`` again on ``session`` (see :func:`replaying`). ``on_frame(frame)`` is called for
+    every propagated frame, e.g. to report progress."""
+    for kind, frame in replaying(session, records):
+        if kind == "frame" and on_frame is not None:
+            on_frame(frame)
+
+
+def final_prompts(records: Iterable[Record]) -> dict[int, dict[int, Prompts]]:
+    """The prompts the records leave: ``{obj_id: {frame: Prompts}}``."""
+    out: dict[int, dict[int, Prompts]] = {}
+    for rec in records:
+        if isinstance(rec, SetPrompts):
+            out.setdefault(rec.obj_id, {})[rec.frame] = rec.prompts
+        elif isinstance(rec, ClearPrompts):
+            for oid, frames in out.items():
+                if rec.obj_id is None or oid == rec.obj_id:
+                    frames.pop(rec.frame, None)
+        elif isinstance(rec, RemoveObject):
+            out.pop(rec.obj_id, None)
+    return out

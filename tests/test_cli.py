@@ -1,0 +1,218 @@
+"""The command line, as a user meets it: real files, a real process, one-line errors."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+import napari_sam2
+from napari_sam2.cli.main import main
+from napari_sam2.engine.stack_files import read_stack
+
+T, H, W = 6, 48, 56
+
+
+def stack_data(frames: int = T) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    data = rng.integers(800, 1200, (frames, H, W), dtype=np.uint16)
+    yy, xx = np.ogrid[:H, :W]
+    for t in range(frames):
+        data[t][(yy - 20 - t) ** 2 + (xx - 25) ** 2 < 64] += 2500
+    return data
+
+
+@pytest.fixture(scope="module")
+def model(tiny_checkpoint):
+    return napari_sam2.load_model(tiny_checkpoint, device="cpu", dtype="float32")
+
+
+@pytest.fixture
+def annotated(tmp_path, model):
+    """An OME-TIFF stack and the prompt file of a session with clicks, a propagation, a correction and
+    another propagation; returns (stack path, prompt path, the session's labels)."""
+    data = stack_data()
+    stack = tmp_path / "cells.ome.tif"
+    tifffile.imwrite(stack, data, metadata={"axes": "TYX"}, ome=True)
+    session = model.open_stack(data, axis=0)
+    session.set_prompts(1, 1, points=[[21, 25]])
+    session.set_prompts(1, 2, box=(2, 30, 20, 54))
+    list(session.propagate(direction="both"))
+    session.set_prompts(4, 1, points=[[24, 25], [40, 10]], labels=[1, 0])  # a correction
+    list(session.propagate(start=4))
+    prompts = session.save_prompts(tmp_path / "cells.json", names={1: "cell"})
+    labels = session.labels()
+    session.close()
+    return stack, prompts, labels
+
+
+def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "napari_sam2", *map(str, args)], capture_output=True, text=True,
+                          timeout=300, **kwargs)
+
+
+def test_segment_replays_the_session_exactly(annotated, tiny_checkpoint, tmp_path):
+    """A new process replays the prompt file to the very labels of the session that saved it."""
+    import ome_types
+
+    stack, prompts, expected = annotated
+    out = tmp_path / "out" / "cells.labels.ome.tif"
+    out.parent.mkdir()
+    proc = run_cli("segment", stack, "--prompts", prompts, "-o", out, "--model", tiny_checkpoint, "--device", "cpu",
+                   "--dtype", "float32")
+    assert proc.returncode == 0, proc.stderr
+    got = read_stack(out)
+    assert got.axes == "TYX" and got.data.dtype == np.uint16
+    np.testing.assert_array_equal(np.asarray(got.data[:]), expected)
+    got.close()
+    meta = ome_types.from_tiff(out)
+    pixels = meta.images[0].pixels
+    assert (pixels.size_t, pixels.size_z, pixels.size_y, pixels.size_x) == (T, 1, H, W)
+    assert "frames in" in proc.stderr and sorted(p.name for p in out.parent.iterdir()) == [out.name]
+
+
+def test_segment_to_ome_zarr_opens_with_the_ome_zarr_reader(annotated, tiny_checkpoint, tmp_path):
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    stack, prompts, expected = annotated
+    out = tmp_path / "cells.labels.ome.zarr"
+    assert main(["segment", str(stack), "-p", str(prompts), "-o", str(out), "--model", str(tiny_checkpoint),
+                 "--device", "cpu", "--dtype", "float32", "-q"]) == 0
+    nodes = list(Reader(parse_url(str(out)))())
+    np.testing.assert_array_equal(np.asarray(nodes[0].data[0]), expected)
+    assert [a["name"] for a in nodes[0].metadata["axes"]] == ["t", "y", "x"]
+
+
+def test_a_prompt_file_without_propagation_is_propagated_through_the_stack(tmp_path, model, tiny_checkpoint,
+                                                                          capsys):
+    data = stack_data()
+    np.save(tmp_path / "s.npy", data)
+    session = model.open_stack(data)
+    session.set_prompts(2, 1, points=[[22, 25]])
+    session.save_prompts(tmp_path / "p.json")
+    list(session.propagate(direction="both"))
+    expected = session.labels()
+    session.close()
+    out = tmp_path / "s.labels.npy"
+    assert main(["segment", str(tmp_path / "s.npy"), "-p", str(tmp_path / "p.json"), "-o", str(out), "--model",
+                 str(tiny_checkpoint), "--device", "cpu", "--dtype", "float32", "-q"]) == 0
+    np.testing.assert_array_equal(np.load(out), expected)
+    assert "recorded no propagation" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("missing stack", "does not exist"),
+        ("missing prompts", "prompt file .* does not exist"),
+        ("other stack", "made for frames of \\(48, 56\\), but this stack's frames are \\(30, 30\\)"),
+        ("existing output", "exists; pass --overwrite"),
+        ("unknown format", "end the output name with one of"),
+        ("bad axis", "--axis c: the stack's axes are TYX"),
+        ("missing model", "sam2_missing.pt"),
+        ("no output folder", "does not exist; create it first"),
+    ],
+)
+def test_bad_inputs_get_one_line_and_exit_1(annotated, tiny_checkpoint, tmp_path, capsys, case, match):
+    stack, prompts, _ = annotated
+    out = tmp_path / "o.ome.tif"
+    args = {"stack": str(stack), "prompts": str(prompts), "out": str(out), "model": str(tiny_checkpoint)}
+    extra: list[str] = []
+    if case == "missing stack":
+        args["stack"] = str(tmp_path / "nope.tif")
+    elif case == "missing prompts":
+        args["prompts"] = str(tmp_path / "nope.json")
+    elif case == "other stack":
+        np.save(tmp_path / "small.npy", np.zeros((T, 30, 30), np.uint16))
+        args["stack"] = str(tmp_path / "small.npy")
+    elif case == "existing output":
+        out.write_bytes(b"keep me")
+    elif case == "unknown format":
+        args["out"] = str(tmp_path / "o.png")
+    elif case == "bad axis":
+        extra = ["--axis", "c"]
+    elif case == "missing model":
+        args["model"] = str(tmp_path / "sam2_missing.pt")
+    elif case == "no output folder":
+        args["out"] = str(tmp_path / "no" / "where.ome.tif")
+    code = main(["segment", args["stack"], "-p", args["prompts"], "-o", args["out"], "--model", args["model"],
+                 "--device", "cpu", "-q", *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and err[0].startswith("napari-sam2: error: "), err
+    assert __import__("re").search(match, err[0]), err[0]
+    if case == "existing output":
+        assert out.read_bytes() == b"keep me"
+    assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
+
+
+def test_interrupted_run_leaves_no_output(tmp_path, tiny_checkpoint, model):
+    """Ctrl-C in the middle: exit 130, one line, and nothing under the output's name (or half-written)."""
+    data = stack_data(60)
+    np.save(tmp_path / "long.npy", data)
+    session = model.open_stack(data)
+    session.set_prompts(0, 1, points=[[20, 25]])
+    session.save_prompts(tmp_path / "p.json")
+    session.close()
+    out = tmp_path / "long.labels.ome.tif"
+    proc = subprocess.Popen([sys.executable, "-m", "napari_sam2", "segment", str(tmp_path / "long.npy"), "-p",
+                             str(tmp_path / "p.json"), "-o", str(out), "--model", str(tiny_checkpoint), "--device",
+                             "cpu"], stderr=subprocess.PIPE, text=True)
+    seen = ""
+    t0 = time.time()
+    while "frame" not in seen and time.time() - t0 < 120:  # the progress bar has started
+        seen += proc.stderr.read(1)
+    proc.send_signal(signal.SIGINT)
+    rest = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, seen + rest
+    assert "interrupted" in rest and "Traceback" not in rest
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.npy", "p.json"]
+
+
+def test_info_and_help(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "torch" in out and "checkpoint cache:" in out and "sam2.1_hiera_tiny" in out
+    with pytest.raises(SystemExit) as exc:
+        main(["segment"])
+    assert exc.value.code == 2
+
+
+def test_download_of_an_unknown_name_is_one_line(capsys):
+    assert main(["download", "sam3_giant"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Unknown SAM 2 checkpoint 'sam3_giant'" in err
+
+
+def test_console_script_and_demo_headless(tiny_checkpoint):
+    exe = Path(sys.executable).parent / "napari-sam2"
+    proc = subprocess.run([str(exe), "demo", "--headless", "--model", str(tiny_checkpoint)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "frame 0: mask of" in proc.stdout
+
+
+def test_docs_cli_example_runs(tiny_checkpoint, tmp_path, monkeypatch):
+    """docs/cli.md's "Try it": its Python block, then every command of its console block, in a fresh folder
+    (the tiny random-weight checkpoint stands in for sam2.1_hiera_tiny)."""
+    import re
+    import shlex
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", text, re.S)[0]
+    commands = [c for c in re.findall(r"```console\n(.*?)```", text, re.S)[0].splitlines() if c.strip()]
+    assert len(commands) == 3
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code.replace('"sam2.1_hiera_tiny"', repr(str(tiny_checkpoint))), "docs/cli.md", "exec"), {})
+    exe = {"napari-sam2": str(Path(sys.executable).parent / "napari-sam2"), "python": sys.executable}
+    for line in commands:
+        args = [str(tiny_checkpoint) if a == "sam2.1_hiera_tiny" else a for a in shlex.split(line)]
+        proc = subprocess.run([exe.get(args[0], args[0]), *args[1:]], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, (line, proc.stderr[-2000:])
+    assert (tmp_path / "cells.labels.ome.zarr").is_dir()

@@ -63,6 +63,10 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=2000)
     ap.add_argument("--size", type=int, default=2048)
     ap.add_argument("--propagate", type=int, default=12, help="frames to propagate with the model")
+    ap.add_argument("--trim", action="store_true", help="also return freed heap memory to the OS after each "
+                                                        "frame here (the widget does it after each frame it draws)")
+    ap.add_argument("--no-redraw", action="store_true", help="write the labels without redrawing the layer "
+                                                             "(to tell napari's share of memory from ours)")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
 
@@ -73,6 +77,7 @@ def main() -> int:
     from seeded_weights import official_shapes, seeded_state_dict
 
     import napari_sam2
+    from napari_sam2.engine.heap import release_free_memory
     from napari_sam2.gui import Sam2Widget
 
     steps: list[tuple[str, float]] = []
@@ -107,15 +112,21 @@ def main() -> int:
         ctl.layers.points.add([[0, a.size * 0.3, a.size * 0.3]])
         wait(widget)
         note("one click on frame 0 (encoder + decoder)")
-        t0 = time.time()
-        ctl.propagate("forward", 0, a.propagate)
-        wait(widget)
-        note(f"propagated {a.propagate} frames ({(time.time() - t0) / max(a.propagate, 1):.1f} s/frame)")
+        if a.propagate:
+            t0 = time.time()
+            ctl.propagate("forward", 0, a.propagate)
+            wait(widget)
+            note(f"propagated {a.propagate} frames ({(time.time() - t0) / max(a.propagate, 1):.1f} s/frame)")
         geo = ctl.geometry
-        plane = ctl.session.frame_labels(a.propagate)
+        plane = ctl.session.frame_labels(a.propagate if a.propagate else 0)
         t0 = time.time()
         for f in range(a.frames):  # what a propagation through the whole stack writes into the layer
-            ctl.layers.write(geo, f, plane)
+            if a.no_redraw:  # the label output alone, without napari redrawing the layer
+                ctl.layers.output.write(f, plane)
+            else:
+                ctl.layers.write(geo, f, plane)
+            if a.trim:
+                release_free_memory()
             if f % 250 == 0 or f == a.frames - 1:
                 viewer.dims.set_point(0, f)
                 note(f"labels written for frames 0-{f}, viewer on frame {f}")

@@ -491,3 +491,99 @@ def test_repropagation_recomputes_only_what_a_correction_changed(tiny_model, sta
     assert computed[-1] == []  # nothing changed: nothing to compute
     for s in sessions:
         s.close()
+
+
+def test_track_table_matches_the_results(session, tmp_path):
+    """Every row's numbers are those of the session's own results (presence, masks) on that frame."""
+    import csv
+
+    from napari_sam2.engine.track_table import write_track_table
+
+    session.set_prompts(2, 1, points=[[10, 12]])
+    session.set_prompts(2, 2, box=(20, 20, 35, 40))
+    list(session.propagate(max_frames=3))
+    rows = session.track_table()
+    assert [(r["obj_id"], r["frame"]) for r in rows] == [(1, f) for f in range(2, 6)] + [(2, f) for f in range(2, 6)]
+    for r in rows:
+        logits = session.logits(r["frame"], r["obj_id"])
+        mask = logits > 0
+        assert r["area"] == int(mask.sum())
+        if r["area"]:
+            rr, cc = np.nonzero(mask)
+            assert abs(r["centroid_row"] - rr.mean()) < 1e-6 and abs(r["centroid_col"] - cc.mean()) < 1e-6
+        assert r["present_logit"] == pytest.approx(session.presence(r["frame"], r["obj_id"]))
+        assert 0 <= r["present_score"] <= 1 and r["iou"] is not None
+        assert r["prompted"] == (r["frame"] == 2)
+    assert session.track_table(obj_id=2) == rows[4:]
+    path = write_track_table(tmp_path / "tracks.csv", rows)
+    back = list(csv.DictReader(path.open()))
+    assert len(back) == 8 and back[0]["obj_id"] == "1" and set(back[0]) >= {"frame", "area", "present_score", "iou"}
+
+
+def test_doubtful_frames_finds_vanishing_jumps_and_low_confidence():
+    from napari_sam2.engine.track_table import doubtful_frames
+
+    def row(frame, area, score=0.99, iou=0.9, prompted=False, obj=1):
+        return {"frame": frame, "obj_id": obj, "present_score": score, "iou": iou, "area": area,
+                "prompted": prompted}
+
+    rows = [row(0, 100, prompted=True), row(1, 104), row(2, 250), row(3, 240), row(4, 0, score=0.02),
+            row(5, 0, score=0.01), row(6, 230, score=0.6, iou=0.5), row(0, 50, obj=2), row(1, 52, obj=2)]
+    found = [(d.frame, d.obj_id, d.reason) for d in doubtful_frames(rows)]
+    assert found == [(2, 1, "area jump"), (4, 1, "vanished"), (6, 1, "low confidence")]
+    # a prompted frame is the user's word: never doubtful
+    rows[2]["prompted"] = True
+    assert (2, 1, "area jump") not in [(d.frame, d.obj_id, d.reason) for d in doubtful_frames(rows)]
+
+
+def test_divisions_end_the_parent_and_start_the_daughters(session, tmp_path):
+    from napari_sam2.engine.prompt_file import load_annotation
+
+    session.set_prompts(0, 1, points=[[20, 20]])
+    list(session.propagate())
+    assert session.frames_with_output(1) == list(range(T))
+    session.set_prompts(5, 2, points=[[15, 15]])
+    session.set_prompts(5, 3, points=[[30, 30]])
+    session.set_parent(2, 1)
+    session.set_parent(3, 1)
+    assert session.lineage == {2: 1, 3: 1}
+    assert session.frames_with_output(1) == list(range(5))  # the parent's results after the division are gone
+    list(session.propagate(start=0, direction="both"))
+    list(session.propagate(start=5, direction="both"))
+    assert session.frames_with_output(1) == list(range(5))
+    assert session.frames_with_output(2) == session.frames_with_output(3) == list(range(5, T))
+    labels = session.labels()
+    assert not np.isin(labels[5:], [1]).any() and not np.isin(labels[:5], [2, 3]).any()
+    with pytest.raises(PromptError, match="its own parent"):
+        session.set_parent(2, 2)
+    with pytest.raises(PromptError, match="already an ancestor"):
+        session.set_parent(1, 2)
+    session.set_prompts(7, 1, points=[[20, 20]])
+    with pytest.raises(PromptError, match="prompts on frame\\(s\\) \\[7\\], but its daughter 4"):
+        session.set_prompts(6, 4, points=[[5, 5]])
+        session.set_parent(4, 1)
+    session.clear_prompts(7, 1)
+    # the lineage is part of the history: a replay gives the same labels
+    path = session.save_prompts(tmp_path / "lineage.json")
+    again = session.segmenter.open_stack(session.source.stack)
+    load_annotation(path).replay(again)
+    assert again.lineage == {2: 1, 3: 1}
+    np.testing.assert_array_equal(again.labels(), session.labels())
+    again.close()
+
+
+def test_objects_absent_for_n_frames_stop_being_tracked(session):
+    empty = np.zeros((H, W), bool)
+    session.set_prompts(0, 1, points=[[20, 20]])
+    session.set_prompts(0, 2, mask=empty)  # object 2 is absent on frame 0
+    list(session.propagate())
+    assert session.frames_with_output(2) == list(range(T))
+    list(session.propagate(stop_absent_after=1))
+    assert session.frames_with_output(2) == [0]  # not tracked after one absent frame; stale results dropped
+    assert session.frames_with_output(1) == list(range(T))
+    session.set_prompts(6, 2, points=[[30, 30]])  # a later prompt says it is back
+    list(session.propagate(stop_absent_after=1))
+    frames = session.frames_with_output(2)
+    assert frames[:2] == [0, 6] and not set(frames) & set(range(1, 6))
+    with pytest.raises(PromptError, match="stop_absent_after"):
+        session.propagate(stop_absent_after=0)

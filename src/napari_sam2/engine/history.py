@@ -41,6 +41,14 @@ class RemoveObject:
     obj_id: int
 
 
+@dataclass(frozen=True)
+class SetParent:
+    """``session.set_parent(child_id, parent_id)`` (a division; ``parent_id`` None removes it)."""
+
+    child_id: int
+    parent_id: int | None
+
+
 @dataclass
 class PropagationRun:
     """``session.propagate(start, direction, max_frames)``, of which ``frames`` results were taken.
@@ -54,9 +62,10 @@ class PropagationRun:
     max_frames: int | None
     frames: int = 0
     failed: bool = False
+    stop_absent_after: int | None = None
 
 
-Record = SetPrompts | ClearPrompts | RemoveObject | PropagationRun
+Record = SetPrompts | ClearPrompts | RemoveObject | SetParent | PropagationRun
 
 
 def replaying(session, records: Iterable[Record]) -> Iterator[tuple[str, int]]:
@@ -72,8 +81,11 @@ def replaying(session, records: Iterable[Record]) -> Iterator[tuple[str, int]]:
             yield "prompt", rec.frame
         elif isinstance(rec, RemoveObject):
             session.remove_object(rec.obj_id)
+        elif isinstance(rec, SetParent):
+            session.set_parent(rec.child_id, rec.parent_id)
         elif isinstance(rec, PropagationRun):
-            run = session.propagate(start=rec.start, direction=rec.direction, max_frames=rec.max_frames)
+            run = session.propagate(start=rec.start, direction=rec.direction, max_frames=rec.max_frames,
+                                    stop_absent_after=rec.stop_absent_after)
             try:
                 for _ in range(rec.frames):
                     frame, _masks = next(run)

@@ -23,7 +23,8 @@ happened, so that replaying it gives the saved session's labels bit for bit
         {"op": "prompts", "frame": 12, "object": 1, "points": [], "labels": [], "box": null,
          "mask": {"rle": [0, 15, 3, 20], "shape": [512, 512]}},
         {"op": "clear", "frame": 9, "object": 1},
-        {"op": "remove", "object": 2}
+        {"op": "remove", "object": 2},
+        {"op": "parent", "object": 3, "parent": 1}
       ]
     }
 
@@ -47,7 +48,16 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import PromptError
-from .history import ClearPrompts, PropagationRun, Record, RemoveObject, SetPrompts, final_prompts, replay
+from .history import (
+    ClearPrompts,
+    PropagationRun,
+    Record,
+    RemoveObject,
+    SetParent,
+    SetPrompts,
+    final_prompts,
+    replay,
+)
 from .prompts import Prompts, make_prompts
 
 FORMAT = "napari-sam2 prompts"
@@ -138,10 +148,14 @@ def _record_to_json(rec: Record) -> dict:
         return {"op": "clear", "frame": rec.frame, "object": rec.obj_id}
     if isinstance(rec, RemoveObject):
         return {"op": "remove", "object": rec.obj_id}
+    if isinstance(rec, SetParent):
+        return {"op": "parent", "object": rec.child_id, "parent": rec.parent_id}
     out = {"op": "propagate", "start": rec.start, "direction": rec.direction, "max_frames": rec.max_frames,
            "frames": rec.frames}
     if rec.failed:
         out["failed"] = True
+    if rec.stop_absent_after is not None:
+        out["stop_absent_after"] = rec.stop_absent_after
     return out
 
 
@@ -218,12 +232,17 @@ def _record_from_json(r: dict, hw: tuple[int, int]) -> Record:
         return ClearPrompts(_int(r["frame"], "frame"), None if obj is None else _int(obj, "object"))
     if op == "remove":
         return RemoveObject(_int(r["object"], "object"))
+    if op == "parent":
+        parent = r.get("parent")
+        return SetParent(_int(r["object"], "object"), None if parent is None else _int(parent, "parent"))
     if op == "propagate":
         if r.get("direction") not in DIRECTIONS:
             raise PromptError(f"propagation direction {r.get('direction')!r} is not one of {DIRECTIONS}.")
         mf = r.get("max_frames")
+        stop = r.get("stop_absent_after")
         return PropagationRun(_int(r["start"], "start"), r["direction"], None if mf is None else _int(mf, "max_frames"),
-                              _int(r.get("frames", 0), "frames"), bool(r.get("failed", False)))
+                              _int(r.get("frames", 0), "frames"), bool(r.get("failed", False)),
+                              None if stop is None else _int(stop, "stop_absent_after"))
     raise PromptError(f"unknown history entry {op!r}.")
 
 

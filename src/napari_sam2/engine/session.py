@@ -26,11 +26,12 @@ from .disk_cache import DiskEmbeddingCache
 from .frames import FrameSource
 from .geometry import StackGeometry
 from .heap import release_free_memory
-from .history import ClearPrompts, PropagationRun, Record, RemoveObject, SetPrompts
+from .history import ClearPrompts, PropagationRun, Record, RemoveObject, SetParent, SetPrompts
 from .labels import LABEL_DTYPES, LabelOutput, label_dtype_for
 from .prompts import Prompts, make_prompts
 from .spill import EmbeddingSpill
 from .store import LogitStore
+from .track_table import mask_stats
 from .tracks import FrameOutput, ObjectTrack
 from .transforms import upscale_logits
 
@@ -56,6 +57,7 @@ class TrackingSession:
         self.spill = EmbeddingSpill(self._store.folder / "embeddings")
         self.embeddings: ByteBudgetLRU[ImageEmbedding] = ByteBudgetLRU(cache_bytes, on_evict=self.spill.put)
         self._objects: dict[int, ObjectTrack] = {}
+        self._parents: dict[int, int] = {}  # daughter -> parent (divisions)
         #: Every call that changed the results, in order (see :mod:`.history`): replaying it on a new
         #: session of the same stack and model gives the same results, bit for bit.
         self.history: list[Record] = []
@@ -228,7 +230,7 @@ class TrackingSession:
         track.prompts[frame] = prompts
         track.pending[frame] = out
         self.history.append(SetPrompts(frame, obj_id, prompts))
-        return self._to_frame(out.lowres) > 0
+        return self._mask(out, obj_id, frame)
 
     def _run_prompt(self, obj_id: int, track: ObjectTrack, frame: int, emb: ImageEmbedding,
                     prompts: Prompts) -> FrameOutput:
@@ -253,7 +255,7 @@ class TrackingSession:
             pts = prompts.model_points(self.frame_shape, cfg.image_size, net.device)
             multimask = prompts.n_clicks <= 1
             heads = tracker.sam_heads(net, feats, emb.high_res, pts, mask_in, multimask)
-        return FrameOutput(heads.lowres, heads.obj_ptr, heads.object_score, None, from_prompt=True)
+        return FrameOutput(heads.lowres, heads.obj_ptr, heads.object_score, None, from_prompt=True, iou=heads.iou)
 
     def clear_prompts(self, frame: int, obj_id: int | None = None) -> None:
         """Remove the prompts on ``frame`` of one object (or of all objects).
@@ -277,6 +279,7 @@ class TrackingSession:
         """Forget an object: its prompts, results and stored logits."""
         self._track(obj_id)
         del self._objects[obj_id]
+        self._parents = {c: p for c, p in self._parents.items() if obj_id not in (c, p)}
         self._store.drop(obj_id)
         self.history.append(RemoveObject(obj_id))
 
@@ -284,6 +287,7 @@ class TrackingSession:
         """Remove every object (frame embeddings stay cached)."""
         self._check_open()
         self._objects.clear()
+        self._parents.clear()
         self._store.clear()
         self.history.clear()  # nothing done before a reset has any effect after it
 
@@ -369,8 +373,8 @@ class TrackingSession:
         bwd = [(f, True) for f in range(start, max(start - n, 0) - 1, -1)] if start > 0 else []
         return {"forward": fwd, "backward": bwd, "both": fwd + bwd}[direction], active, start
 
-    def propagate(self, start: int | None = None, direction: str = "forward",
-                  max_frames: int | None = None) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
+    def propagate(self, start: int | None = None, direction: str = "forward", max_frames: int | None = None,
+                  stop_absent_after: int | None = None) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
         """Track every object frame by frame; yields ``(frame, {obj_id: (H, W) bool mask})``.
 
         ``start=None`` is the earliest prompted frame. ``"both"`` runs forward
@@ -378,36 +382,55 @@ class TrackingSession:
         Conditioning frames keep their prompted result. Closing the
         generator early leaves the session consistent: frames done stay done.
         An object left without any prompt is not tracked (a warning names it).
+        ``stop_absent_after=N``: an object absent on N consecutive frames of a pass is not tracked on the
+        rest of that pass (saving its compute; it has no result there) until a frame where it is
+        prompted. Daughters and parents are tracked only on their frames (see :meth:`set_parent`).
+        The yielded masks hold the objects tracked on that frame.
         """
+        if stop_absent_after is not None and (isinstance(stop_absent_after, bool) or int(stop_absent_after) < 1):
+            raise PromptError(f"stop_absent_after must be a number of frames >= 1 (or None); got "
+                              f"{stop_absent_after!r}.")
         plan, active, start = self._plan(start, direction, max_frames)  # validate before any work
-        return self._propagate(plan, active, PropagationRun(start, direction, max_frames))
+        stop = None if stop_absent_after is None else int(stop_absent_after)
+        return self._propagate(plan, active, PropagationRun(start, direction, max_frames, stop_absent_after=stop))
 
     def _propagate(self, plan, active: list[int], record: PropagationRun):
         self.history.append(record)
         try:
-            for item in self._propagate_frames(plan, active):
+            for item in self._propagate_frames(plan, active, record.stop_absent_after):
                 record.frames += 1
                 yield item
         except Exception:
             record.failed = True
             raise
 
-    def _propagate_frames(self, plan, active: list[int]):
+    def _propagate_frames(self, plan, active: list[int], stop_absent_after: int | None = None):
         self._commit_pending()
         objects = {oid: self._objects[oid] for oid in active}
+        spans = {oid: self._span(oid) for oid in objects}
         reach = self.net.cfg.num_maskmem - 1  # recent frames a step can read
         previous = None
+        absent: dict[int, int] = {}  # consecutive absent frames of each object in this pass
         for frame, reverse in plan:
             behind = 1 if reverse else -1
             if previous is None or previous[1] != reverse:  # a pass starts: keep only its window
+                absent = dict.fromkeys(objects, 0)
                 for obj_id, track in objects.items():
                     near = {frame + behind * d for d in range(1, reach + 1)}
                     for t, o in track.noncond.items():
                         if t not in near:
                             self._park(obj_id, t, o)
-            masks = {}
-            todo = []
+            here = {}
             for oid, track in objects.items():
+                lo, hi = spans[oid]
+                if frame in track.cond:
+                    absent[oid] = 0  # a prompt says where it is: tracked again from here
+                elif not lo <= frame <= hi or (stop_absent_after and absent[oid] >= stop_absent_after):
+                    self._forget_result(oid, track, frame)  # not tracked here: no stale result either
+                    continue
+                here[oid] = track
+            todo = []
+            for oid, track in here.items():
                 if frame in track.cond:
                     continue
                 selection = self._selection(track, frame, reverse)
@@ -416,13 +439,16 @@ class TrackingSession:
                     continue  # computed before from the very same memories: the result would not change
                 todo.append((oid, track, selection))
             tracked = self._track_frame(todo, frame, reverse) if todo else {}
-            for obj_id, track in objects.items():
+            masks = {}
+            for obj_id, track in here.items():
                 out = track.cond.get(frame)
                 if out is None:
                     out = tracked.get(obj_id) or track.noncond[frame]
                     track.noncond[frame] = out
                 track.tracked[frame] = reverse
-                masks[obj_id] = self._to_frame(self._lowres(obj_id, out, frame)) > 0
+                masks[obj_id] = self._mask(out, obj_id, frame)
+                present = float(out.object_score.reshape(-1)[0]) > 0 and out.stats[0] > 0
+                absent[obj_id] = 0 if present else absent[obj_id] + 1
                 leaving = track.noncond.get(frame + behind * reach)
                 if leaving is not None:  # the next frame cannot read it any more
                     self._park(obj_id, frame + behind * reach, leaving)
@@ -430,6 +456,70 @@ class TrackingSession:
             if self.net.device.type == "cpu" or frame % 16 == 0:
                 release_free_memory()  # or fragmentation grows resident memory with every frame
             yield frame, masks
+
+    def _forget_result(self, obj_id: int, track: ObjectTrack, frame: int) -> None:
+        """Drop the tracked (not prompted) result of an object on a frame it is not tracked on."""
+        if track.noncond.pop(frame, None) is not None:
+            track.tracked.pop(frame, None)
+
+    def _span(self, obj_id: int) -> tuple[int, int]:
+        """(first, last) frame an object may have results on: a daughter from its first prompted frame, a
+        parent up to the frame before its first daughter's (see :meth:`set_parent`)."""
+        first, last = 0, self.num_frames - 1
+        if obj_id in self._parents:
+            first = self._first_prompted(obj_id)
+        starts = [self._first_prompted(c) for c, p in self._parents.items() if p == obj_id]
+        if starts:
+            last = min(starts) - 1
+        return first, last
+
+    def _first_prompted(self, obj_id: int) -> int:
+        track = self._objects.get(obj_id)
+        frames = [*track.prompts] if track is not None else []
+        return min(frames) if frames else self.num_frames
+
+    # ---------------------------------------------------------------- lineage
+    def set_parent(self, child_id: int, parent_id: int | None) -> None:
+        """Record that ``child_id`` is a daughter of ``parent_id`` (a division), or remove its parent (None).
+
+        The daughter starts on its first prompted frame; the parent ends on the frame before its first
+        daughter starts: propagation no longer tracks it there, in either direction, and drops its
+        earlier results on those frames. Prompt each daughter on the frame where it appears first.
+        """
+        child = self._track(child_id) and int(child_id)
+        if parent_id is None:
+            self._parents.pop(child, None)
+            self.history.append(SetParent(child, None))
+            return
+        parent = self._track(parent_id) and int(parent_id)
+        if child == parent:
+            raise PromptError(f"object {child} cannot be its own parent.")
+        ancestor = parent
+        while ancestor in self._parents:
+            ancestor = self._parents[ancestor]
+            if ancestor == child:
+                raise PromptError(f"object {child} is already an ancestor of object {parent}.")
+        start = self._first_prompted(child)
+        if start >= self.num_frames:
+            raise PromptError(f"object {child} has no prompt yet: prompt it on the frame where it appears first, "
+                              f"then mark its parent.")
+        late = sorted(f for f in self._objects[parent].prompts if f >= start)
+        if late:
+            raise PromptError(f"object {parent} has prompts on frame(s) {late}, but its daughter {child} starts on "
+                              f"frame {start}: a parent ends where its daughters begin. Clear those prompts or "
+                              f"prompt the daughter later.")
+        self._parents[child] = parent
+        self.history.append(SetParent(child, parent))
+        for oid in (child, parent):
+            lo, hi = self._span(oid)
+            track = self._objects[oid]
+            for frame in [f for f in track.noncond if not lo <= f <= hi]:
+                self._forget_result(oid, track, frame)
+
+    @property
+    def lineage(self) -> dict[int, int]:
+        """``{daughter id: parent id}`` (a copy)."""
+        return dict(self._parents)
 
     def _track_frame(self, todo: list[tuple[int, ObjectTrack, tuple]], frame: int,
                      reverse: bool) -> dict[int, FrameOutput]:
@@ -457,12 +547,19 @@ class TrackingSession:
                     row = slice(i, i + 1)
                     results[obj_id] = FrameOutput(heads.lowres[row].clone(), heads.obj_ptr[row].clone(),
                                                   heads.object_score[row].clone(), memory[row].clone(),
-                                                  inputs=inputs)
+                                                  inputs=inputs, iou=heads.iou[row].clone())
         return results
 
     # ---------------------------------------------------------------- results
     def _to_frame(self, lowres: torch.Tensor) -> np.ndarray:
         return upscale_logits(lowres, self.frame_shape)[0, 0].cpu().numpy()
+
+    def _mask(self, out: FrameOutput, obj_id: int, frame: int) -> np.ndarray:
+        """(H, W) bool mask of an output; records its area and centroid in ``out.stats``."""
+        mask = self._to_frame(self._lowres(obj_id, out, frame)) > 0
+        if out.stats is None:
+            out.stats = mask_stats(mask)
+        return mask
 
     def logits(self, frame: int, obj_id: int) -> np.ndarray | None:
         """(H, W) float32 logits of ``obj_id`` on ``frame`` (mask = logits > 0), or None."""
@@ -526,6 +623,29 @@ class TrackingSession:
         for frame in self.frames_with_output():
             output.write(frame, self.frame_labels(frame, output.dtype))
         return output
+
+    def track_table(self, obj_id: int | None = None) -> list[dict]:
+        """One row per (object, frame) with a result, in (object, frame) order: ``frame``, ``obj_id``,
+        ``present_score`` (object-presence probability, sigmoid of the logit), ``present_logit``,
+        ``iou`` (the decoder's predicted IoU of the mask), ``area`` (pixels), ``centroid_row``,
+        ``centroid_col`` (NaN when empty), ``prompted`` (the frame has prompts of the object).
+        Write it with :func:`~napari_sam2.engine.track_table.write_track_table`."""
+        self._check_open()
+        rows = []
+        for oid in ([obj_id] if obj_id is not None else sorted(self._objects)):
+            track = self._track(oid)
+            for frame in sorted(track.frames_with_output()):
+                out = track.latest(frame)
+                if out.stats is None:
+                    self._mask(out, oid, frame)
+                logit = float(out.object_score.reshape(-1)[0])
+                area, row, col = out.stats
+                rows.append({
+                    "frame": frame, "obj_id": oid, "present_score": float(1 / (1 + np.exp(-logit))),
+                    "present_logit": logit, "iou": None if out.iou is None else float(out.iou.reshape(-1)[0]),
+                    "area": area, "centroid_row": row, "centroid_col": col, "prompted": frame in track.prompts,
+                })
+        return rows
 
     def frames_with_output(self, obj_id: int | None = None) -> list[int]:
         """Sorted frames that have a result for ``obj_id`` (or for any object)."""

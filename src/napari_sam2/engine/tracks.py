@@ -19,6 +19,9 @@ class FrameOutput:
     ``object_score`` (1, 1) presence logit; ``memory`` (1, mem_dim, G, G)
     bfloat16 or None when not (or no longer) held; ``from_prompt`` marks
     outputs of user prompts (their masks are binarised for the memory).
+    ``iou`` (1, 1) the decoder's predicted IoU; ``stats`` (area in pixels,
+    centroid row, centroid col) of the mask at the frame's resolution, set
+    when the mask is computed.
     ``serial`` is unique to this output (a new result is a new serial);
     ``inputs`` names, by serial, the memories and pointers a tracked output
     was computed from, so that a later pass can tell it would compute the
@@ -31,6 +34,8 @@ class FrameOutput:
     memory: torch.Tensor | None = None
     from_prompt: bool = False
     inputs: tuple | None = None
+    iou: torch.Tensor | None = None
+    stats: tuple[int, float, float] | None = None
     serial: int = field(default_factory=itertools.count(1).__next__)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from napari.layers import Labels, Points, Shapes
 
 from ..engine.geometry import StackGeometry
+from ..engine.heap import release_free_memory
 from ..engine.labels import LabelOutput, label_dtype_for
 from ..engine.prompts import Prompts, make_prompts
 from ..errors import PromptError
@@ -303,3 +304,4 @@ class PromptLayers:
             self.labels.data = self.output.array
         self.output.write(frame, labels)
         self.labels.refresh()
+        release_free_memory()  # redrawing 2048² planes fragments the heap: without this RSS creeps up per frame

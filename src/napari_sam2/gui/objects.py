@@ -6,17 +6,21 @@ from collections.abc import Callable
 
 import numpy as np
 from qtpy.QtCore import Qt, Signal
-from qtpy.QtGui import QColor, QIcon, QPixmap
+from qtpy.QtGui import QColor, QIcon, QPainter, QPixmap
 from qtpy.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 
 
 def swatch(rgba) -> QIcon:
-    """A small square icon of a colour given as RGBA floats in [0, 1]."""
-    pix = QPixmap(14, 14)
-    r, g, b, a = (np.clip(np.asarray(rgba, float), 0, 1) * 255).astype(int).tolist()
-    pix.fill(QColor(r, g, b, a))
+    """A square icon of a colour given as RGBA floats in [0, 1]: opaque (a label's colour is shown at the
+    layer's opacity, but the swatch must be readable on light and dark themes) with a grey frame."""
+    pix = QPixmap(16, 16)
+    pix.fill(QColor(128, 128, 128))
+    r, g, b, _ = (np.clip(np.asarray(rgba, float), 0, 1) * 255).astype(int).tolist()
+    painter = QPainter(pix)
+    painter.fillRect(2, 2, 12, 12, QColor(r, g, b))
+    painter.end()
     return QIcon(pix)
 
 

@@ -140,6 +140,9 @@ class Sam2Widget(QWidget):
         self.message_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.message_label.hide()
 
+        # wide enough for napari's dock title "SAM 2 (click, propagate, correct) (napari-sam2)" in full
+        self.setMinimumWidth(max(self.fontMetrics().horizontalAdvance("SAM 2 (click, propagate, correct) "
+                                                                      "(napari-sam2)") + 60, 340))
         layout = QVBoxLayout(self)
         for w in (
             image_box,

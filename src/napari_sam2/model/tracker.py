@@ -25,12 +25,14 @@ class HeadOutput:
     """What the SAM heads produce for B objects on one frame.
 
     ``lowres`` (B, 1, 4G, 4G) float32 logits of the chosen mask, ``obj_ptr``
-    (B, C) object pointers, ``object_score`` (B, 1) presence logits.
+    (B, C) object pointers, ``object_score`` (B, 1) presence logits, ``iou``
+    (B, 1) the decoder's predicted IoU of the chosen mask (1 for a mask prompt).
     """
 
     lowres: torch.Tensor
     obj_ptr: torch.Tensor
     object_score: torch.Tensor
+    iou: torch.Tensor | None = None
 
 
 def sine_1d(pos: torch.Tensor, dim: int, temperature: float = 10000.0) -> torch.Tensor:
@@ -162,15 +164,16 @@ def sam_heads(
         best = ious.argmax(dim=-1)
         rows = torch.arange(b, device=best.device)
         lowres = masks[rows, best][:, None]
+        iou = ious[rows, best][:, None]
         token = out.mask_tokens[:, 1:][rows, best]
     else:
-        lowres, _ = select_masks(out, False, cfg.stability_delta, cfg.stability_thresh)
+        lowres, iou = select_masks(out, False, cfg.stability_delta, cfg.stability_thresh)
         token = out.mask_tokens[:, 0]
     lowres = torch.where(present[:, :, None, None], lowres, torch.full_like(lowres, NO_OBJECT_LOGIT)).float()
     ptr = net.obj_ptr_proj(token)
     weight = present.to(ptr.dtype)
     ptr = weight * ptr + (1 - weight) * net.no_obj_ptr
-    return HeadOutput(lowres=lowres, obj_ptr=ptr, object_score=out.object_score.float())
+    return HeadOutput(lowres=lowres, obj_ptr=ptr, object_score=out.object_score.float(), iou=iou.float())
 
 
 def mask_as_output(net: Sam2Model, emb: ImageEmbedding, mask_hr: torch.Tensor) -> HeadOutput:
@@ -186,7 +189,7 @@ def mask_as_output(net: Sam2Model, emb: ImageEmbedding, mask_hr: torch.Tensor) -
     heads = sam_heads(net, emb.embed, emb.high_res, None, net.mask_downsample(m.to(net.dtype)), False)
     present = (m.flatten(1) > 0).any(dim=1, keepdim=True).float()
     ptr = present * heads.obj_ptr + (1 - present) * net.no_obj_ptr
-    return HeadOutput(lowres=lowres, obj_ptr=ptr, object_score=20.0 * present - 10.0)
+    return HeadOutput(lowres=lowres, obj_ptr=ptr, object_score=20.0 * present - 10.0, iou=torch.ones_like(present))
 
 
 def encode_memory(

@@ -104,7 +104,7 @@ def test_a_prompt_file_without_propagation_is_propagated_through_the_stack(tmp_p
     assert main(["segment", str(tmp_path / "s.npy"), "-p", str(tmp_path / "p.json"), "-o", str(out), "--model",
                  str(tiny_checkpoint), "--device", "cpu", "--dtype", "float32", "-q"]) == 0
     np.testing.assert_array_equal(np.load(out), expected)
-    assert "recorded no propagation" in capsys.readouterr().err
+    assert "no propagation was recorded" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -216,3 +216,25 @@ def test_docs_cli_example_runs(tiny_checkpoint, tmp_path, monkeypatch):
         proc = subprocess.run([exe.get(args[0], args[0]), *args[1:]], capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, (line, proc.stderr[-2000:])
     assert (tmp_path / "cells.labels.ome.zarr").is_dir()
+
+
+def test_seeds_from_a_label_file(tmp_path, model, tiny_checkpoint):
+    """--seeds: every label of a label image (e.g. Cellpose's) becomes an object; labels as a session gives."""
+    data = stack_data()
+    np.save(tmp_path / "s.npy", data)
+    seeds = np.zeros((H, W), np.uint16)
+    seeds[15:27, 19:31] = 4
+    seeds[2:10, 40:50] = 12
+    tifffile.imwrite(tmp_path / "seeds.tif", seeds)
+    session = model.open_stack(data)
+    session.add_objects_from_labels(2, seeds)
+    list(session.propagate(direction="both"))
+    expected = session.labels()
+    session.close()
+    out = tmp_path / "s.labels.tif"
+    assert main(["segment", str(tmp_path / "s.npy"), "--seeds", str(tmp_path / "seeds.tif"), "--seed-frame", "2",
+                 "-o", str(out), "--model", str(tiny_checkpoint), "--device", "cpu", "--dtype", "float32",
+                 "-q"]) == 0
+    got = tifffile.imread(out)
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(got[2], seeds)

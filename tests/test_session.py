@@ -587,3 +587,32 @@ def test_objects_absent_for_n_frames_stop_being_tracked(session):
     assert frames[:2] == [0, 6] and not set(frames) & set(range(1, 6))
     with pytest.raises(PromptError, match="stop_absent_after"):
         session.propagate(stop_absent_after=0)
+
+
+def test_objects_from_a_label_image(session, tmp_path):
+    """Every label becomes an object with its id, its mask exact on the seed frame, batched; replayable."""
+    from napari_sam2.engine.prompt_file import load_annotation
+
+    seeds = np.zeros((H, W), np.uint16)
+    seeds[5:15, 5:15] = 5
+    seeds[20:30, 10:25] = 9
+    seeds[2:8, 30:44] = 300
+    seeds[33:38, 40:46] = 70000 % 65536  # 4464
+    ids = session.add_objects_from_labels(3, seeds, batch=3)  # two batches
+    assert ids == [5, 9, 300, 4464] and session.object_ids == ids
+    np.testing.assert_array_equal(session.frame_labels(3), seeds)  # frame-exact
+    rows = {r["obj_id"]: r for r in session.track_table() if r["frame"] == 3}
+    assert rows[9]["area"] == 150 and rows[9]["centroid_row"] == pytest.approx(24.5)
+    list(session.propagate(direction="both", max_frames=2))
+    assert session.frames_with_output(5) == [1, 2, 3, 4, 5]
+    path = session.save_prompts(tmp_path / "seeds.json")
+    again = session.segmenter.open_stack(session.source.stack)
+    load_annotation(path).replay(again)
+    np.testing.assert_array_equal(again.labels(), session.labels())
+    again.close()
+    with pytest.raises(PromptError, match="no labels"):
+        session.add_objects_from_labels(0, np.zeros((H, W), np.uint8))
+    with pytest.raises(PromptError, match="shape"):
+        session.add_objects_from_labels(0, np.ones((H, W + 1), np.uint8))
+    with pytest.raises(PromptError, match="integer labels"):
+        session.add_objects_from_labels(0, np.ones((H, W), np.float32))

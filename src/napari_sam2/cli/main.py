@@ -1,6 +1,7 @@
 """``napari-sam2``: segment stacks from a prompt file, run batches, download models, show the setup.
 
-    napari-sam2 segment STACK --prompts FILE -o OUT [--axis t|z|N] [--plane AXIS=INDEX]
+    napari-sam2 segment STACK [--prompts FILE] [--seeds LABELS --seed-frame N] -o OUT [--axis t|z|N]
+                        [--plane AXIS=INDEX]
                         [--model NAME|PATH] [--device DEV] [--dtype auto|float32|bfloat16|float16]
                         [--overwrite] [--quiet]
     napari-sam2 batch MANIFEST.csv -o OUTDIR [--scheduler ADDRESS] [--workers N] [--format .ome.tif]
@@ -52,11 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    seg = sub.add_parser("segment", help="replay a prompt file on a stack and write its labels",
+    seg = sub.add_parser("segment", help="replay a prompt file (or track seed labels) on a stack, write labels",
                          description="Replay a prompt file (saved from the widget or session.save_prompts) on "
-                                     "a stack and write the label image.")
+                                     "a stack, and/or track the objects of a seed label image, and write the "
+                                     "label image.")
     seg.add_argument("stack", type=Path, help="TIFF / OME-TIFF, zarr / OME-Zarr (level 0) or .npy")
-    seg.add_argument("--prompts", "-p", type=Path, required=True, help="the prompt file (JSON)")
+    seg.add_argument("--prompts", "-p", type=Path, default=None, help="the prompt file (JSON)")
+    seg.add_argument("--seeds", type=Path, default=None, help="a label image (e.g. Cellpose output): every label "
+                                                               "becomes an object, prompted with its mask")
+    seg.add_argument("--seed-frame", type=int, default=0, help="the frame the seed labels belong to (default 0)")
     seg.add_argument("--output", "-o", type=Path, required=True,
                      help="labels: .ome.tif, .ome.zarr, .zarr, .tif or .npy (by extension)")
     seg.add_argument("--axis", default=None, help="frame axis: t, z or a number (default: as the prompt file was "
@@ -109,12 +114,12 @@ def _segment(a) -> int:
 
     try:
         result = segment_file(a.stack, a.prompts, a.output, model=a.model, device=a.device, dtype=a.dtype,
-                              axis=a.axis, planes=dict(a.plane), overwrite=a.overwrite, on_frame=on_frame)
+                              axis=a.axis, planes=dict(a.plane), seeds=a.seeds, seed_frame=a.seed_frame,
+                              overwrite=a.overwrite, on_frame=on_frame)
     finally:
         if bar is not None:
             bar.close()
-    extra = " (the prompt file recorded no propagation: propagated through the whole stack)" \
-        if result.propagated_extra else ""
+    extra = " (no propagation was recorded: propagated through the whole stack)" if result.propagated_extra else ""
     print(f"{result.output}: {result.frames} frames in {result.seconds:.1f} s{extra}", file=sys.stderr)
     return 0
 

@@ -52,14 +52,14 @@ def resolve_axis(axis: str | int | None, axes: str | None, ndim: int) -> int | N
     return axes.index(letter)
 
 
-def stack_geometry(shape: tuple[int, ...], axes: str | None, annotation: Annotation,
+def stack_geometry(shape: tuple[int, ...], axes: str | None, annotation: Annotation | None,
                    axis: str | int | None = None, planes: dict[int, int] | None = None) -> StackGeometry:
     """Where the frames are: ``--axis``/``--plane`` if given, else as the prompt file was saved, else
     from the file's axis letters (T, then Z; C is the channel axis)."""
     ndim = len(shape)
     chosen = resolve_axis(axis, axes, ndim)
-    saved = annotation.stack if annotation.stack and tuple(annotation.stack.get("shape", ())) == tuple(shape) \
-        else None
+    saved = annotation.stack if annotation is not None and annotation.stack and \
+        tuple(annotation.stack.get("shape", ())) == tuple(shape) else None
     channel = axes.index("C") if axes and "C" in axes else None
     fixed = dict(planes or {})
     if saved is not None:
@@ -69,7 +69,7 @@ def stack_geometry(shape: tuple[int, ...], axes: str | None, annotation: Annotat
             chosen = int(saved["axis"])
     if chosen is None:
         letters = [axes.index(x) for x in TRACK_LETTERS if axes and x in axes]
-        chosen = letters[0] if letters else (annotation.axis if annotation.axis is not None else 0)
+        chosen = letters[0] if letters else (annotation.axis if annotation and annotation.axis is not None else 0)
     try:
         return StackGeometry.resolve(shape, chosen, channel, fixed)
     except ImageDataError as exc:
@@ -85,20 +85,46 @@ def output_axes(geometry: StackGeometry, axes: str | None) -> str:
     return f"{letter}YX"
 
 
-def segment_file(stack: str | Path, prompts: str | Path, output: str | Path, *, model="sam2.1_hiera_tiny",
+def read_seeds(path: str | Path, frame: int, frame_hw: tuple[int, int]):
+    """The (H, W) label image of ``frame`` from a label file: the file itself if 2-D, else its plane
+    ``frame`` along the first axis (a label stack such as Cellpose output for every frame)."""
+    seeds = read_stack(path)
+    try:
+        data = seeds.data
+        if data.ndim == 3:
+            if not 0 <= frame < data.shape[0]:
+                raise ImageDataError(f"--seed-frame {frame} is outside the {data.shape[0]} planes of {path}.")
+            data = data[frame]
+        elif data.ndim != 2:
+            raise ImageDataError(f"{path} has shape {tuple(data.shape)}; seeds must be an (H, W) label image or "
+                                 f"a (T, H, W) label stack.")
+        import numpy as np
+
+        plane = np.asarray(data)
+    finally:
+        seeds.close()
+    if plane.shape != tuple(frame_hw):
+        raise ImageDataError(f"the seed labels {path} are {plane.shape}; the stack's frames are {tuple(frame_hw)}.")
+    return plane
+
+
+def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Path, *, model="sam2.1_hiera_tiny",
                  device=None, dtype=None, axis: str | int | None = None, planes: dict[int, int] | None = None,
-                 overwrite: bool = False, on_frame: Callable[[int, int], None] | None = None,
-                 workdir=None) -> SegmentResult:
+                 seeds: str | Path | None = None, seed_frame: int = 0, overwrite: bool = False,
+                 on_frame: Callable[[int, int], None] | None = None, workdir=None) -> SegmentResult:
     """Replay ``prompts`` on ``stack`` and write the label image to ``output`` (format by extension).
 
     Args:
         stack: TIFF / OME-TIFF, zarr / OME-Zarr or ``.npy`` file.
-        prompts: a prompt file (``session.save_prompts`` or the widget's *Save prompts…*).
+        prompts: a prompt file (``session.save_prompts`` or the widget's *Save prompts…*), or None with
+            ``seeds``.
         output: ``.ome.tif``, ``.ome.zarr``, ``.zarr``, ``.tif`` or ``.npy``; labels (T, H, W) uint16/uint32.
         model: a checkpoint name or ``.pt`` path, or an already loaded :class:`~napari_sam2.Segmenter`.
         device, dtype: as for :func:`~napari_sam2.load_model` (ignored for a loaded model).
         axis: the frame axis (``"t"``, ``"z"`` or a number); default: as saved in the prompt file.
         planes: ``{axis: index}`` for extra axes to hold still (4-D / 5-D stacks).
+        seeds: a label file (e.g. Cellpose output): every label of its plane ``seed_frame`` becomes an
+            object prompted with its mask on frame ``seed_frame`` (before the prompt file is replayed).
         overwrite: replace an existing ``output``.
         on_frame: ``on_frame(done, total)`` after each propagated frame.
         workdir: folder for the session's temporary files.
@@ -114,21 +140,26 @@ def segment_file(stack: str | Path, prompts: str | Path, output: str | Path, *, 
         raise OutputError(f"{output} exists; pass --overwrite (overwrite=True) to replace it.")
     if not output.parent.is_dir():
         raise OutputError(f"The folder of {output} does not exist; create it first.")
-    annotation = load_annotation(prompts)
+    if prompts is None and seeds is None:
+        raise OutputError("Nothing to segment with: give a prompt file (--prompts) or seed labels (--seeds).")
+    annotation = None if prompts is None else load_annotation(prompts)
     source = read_stack(stack)
     try:
         geometry = stack_geometry(tuple(int(s) for s in source.data.shape), source.axes, annotation, axis, planes)
         from ..engine.prompt_file import check_fits
 
-        check_fits(annotation, geometry.frame_hw, geometry.num_frames, Path(prompts).name)
+        if annotation is not None:
+            check_fits(annotation, geometry.frame_hw, geometry.num_frames, Path(prompts).name)
+        seed_labels = None if seeds is None else read_seeds(seeds, seed_frame, geometry.frame_hw)
         if isinstance(model, (str, Path)):
             from ..loading import load_model
 
             model = load_model(model, device=device, dtype=dtype)
         session = model.open_stack(source.data, geometry=geometry, workdir=workdir)
         try:
-            total = sum(r.frames for r in annotation.history if isinstance(r, PropagationRun))
-            extra = not annotation.has_propagation
+            history = [] if annotation is None else annotation.history
+            total = sum(r.frames for r in history if isinstance(r, PropagationRun))
+            extra = annotation is None or not annotation.has_propagation
             if extra:
                 total += geometry.num_frames + 1
             done = 0
@@ -139,7 +170,10 @@ def segment_file(stack: str | Path, prompts: str | Path, output: str | Path, *, 
                 if on_frame is not None:
                     on_frame(done, total)
 
-            annotation.replay(session, on_frame=step)
+            if seed_labels is not None:
+                session.add_objects_from_labels(seed_frame, seed_labels)
+            if annotation is not None:
+                annotation.replay(session, on_frame=step)
             if extra:
                 for frame, _ in session.propagate(direction="both"):
                     step(frame)

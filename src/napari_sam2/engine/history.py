@@ -27,6 +27,15 @@ class SetPrompts:
 
 
 @dataclass(frozen=True)
+class SetMasks:
+    """``session.set_mask_prompts(frame, prompts)``: mask prompts of many objects at once (e.g. seeds from
+    a label image), ``{obj_id: Prompts}``."""
+
+    frame: int
+    prompts: dict[int, Prompts]
+
+
+@dataclass(frozen=True)
 class ClearPrompts:
     """``session.clear_prompts(frame, obj_id)`` (``obj_id`` None: every object)."""
 
@@ -65,7 +74,7 @@ class PropagationRun:
     stop_absent_after: int | None = None
 
 
-Record = SetPrompts | ClearPrompts | RemoveObject | SetParent | PropagationRun
+Record = SetPrompts | SetMasks | ClearPrompts | RemoveObject | SetParent | PropagationRun
 
 
 def replaying(session, records: Iterable[Record]) -> Iterator[tuple[str, int]]:
@@ -75,6 +84,9 @@ def replaying(session, records: Iterable[Record]) -> Iterator[tuple[str, int]]:
     for rec in records:
         if isinstance(rec, SetPrompts):
             session.set_prompts(rec.frame, rec.obj_id, prompts=rec.prompts)
+            yield "prompt", rec.frame
+        elif isinstance(rec, SetMasks):
+            session.set_mask_prompts(rec.frame, rec.prompts)
             yield "prompt", rec.frame
         elif isinstance(rec, ClearPrompts):
             session.clear_prompts(rec.frame, rec.obj_id)
@@ -116,6 +128,9 @@ def final_prompts(records: Iterable[Record]) -> dict[int, dict[int, Prompts]]:
     for rec in records:
         if isinstance(rec, SetPrompts):
             out.setdefault(rec.obj_id, {})[rec.frame] = rec.prompts
+        elif isinstance(rec, SetMasks):
+            for oid, p in rec.prompts.items():
+                out.setdefault(oid, {})[rec.frame] = p
         elif isinstance(rec, ClearPrompts):
             for oid, frames in out.items():
                 if rec.obj_id is None or oid == rec.obj_id:

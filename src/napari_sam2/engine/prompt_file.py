@@ -23,6 +23,7 @@ happened, so that replaying it gives the saved session's labels bit for bit
         {"op": "prompts", "frame": 12, "object": 1, "points": [], "labels": [], "box": null,
          "mask": {"rle": [0, 15, 3, 20], "shape": [512, 512]}},
         {"op": "clear", "frame": 9, "object": 1},
+        {"op": "masks", "frame": 0, "objects": [{"object": 7, "mask": {"rle": [5, 3, 9], "shape": [...]}}]},
         {"op": "remove", "object": 2},
         {"op": "parent", "object": 3, "parent": 1}
       ]
@@ -53,6 +54,7 @@ from .history import (
     PropagationRun,
     Record,
     RemoveObject,
+    SetMasks,
     SetParent,
     SetPrompts,
     final_prompts,
@@ -144,6 +146,9 @@ def _prompt_fields(p: Prompts) -> dict:
 def _record_to_json(rec: Record) -> dict:
     if isinstance(rec, SetPrompts):
         return {"op": "prompts", "frame": rec.frame, "object": rec.obj_id, **_prompt_fields(rec.prompts)}
+    if isinstance(rec, SetMasks):
+        return {"op": "masks", "frame": rec.frame,
+                "objects": [{"object": oid, "mask": _prompt_fields(p)["mask"]} for oid, p in rec.prompts.items()]}
     if isinstance(rec, ClearPrompts):
         return {"op": "clear", "frame": rec.frame, "object": rec.obj_id}
     if isinstance(rec, RemoveObject):
@@ -194,6 +199,9 @@ def session_annotation(session, names: dict[int, str] | None = None, model: dict
     for rec in session.history:  # every object the history touches, removed ones too
         if isinstance(rec, SetPrompts):
             names.setdefault(rec.obj_id, "")
+        elif isinstance(rec, SetMasks):
+            for oid in rec.prompts:
+                names.setdefault(oid, "")
     if model is None:
         seg = session.segmenter
         model = {"name": seg.variant, "precision": seg.precision, "device": str(seg.device)}
@@ -227,6 +235,9 @@ def _record_from_json(r: dict, hw: tuple[int, int]) -> Record:
     op = r.get("op")
     if op == "prompts":
         return SetPrompts(_int(r["frame"], "frame"), _int(r["object"], "object"), _prompts_from_json(r, hw))
+    if op == "masks":
+        return SetMasks(_int(r["frame"], "frame"), {
+            _int(o["object"], "object"): _prompts_from_json({"mask": o["mask"]}, hw) for o in r["objects"]})
     if op == "clear":
         obj = r.get("object")
         return ClearPrompts(_int(r["frame"], "frame"), None if obj is None else _int(obj, "object"))
@@ -301,6 +312,7 @@ def load_annotation(path: str | Path, frame_shape: tuple[int, int] | None = None
         else:
             history = [_record_from_json(r, hw) for r in doc["history"]]
         prompted = {r.obj_id for r in history if isinstance(r, SetPrompts)}
+        prompted |= {oid for r in history if isinstance(r, SetMasks) for oid in r.prompts}
         unprompted = [oid for oid in names if oid not in prompted]
         if unprompted:
             raise PromptError(f"object(s) {unprompted} have no prompt on any frame; prompt them or delete them "

@@ -19,6 +19,36 @@ from ..errors import PromptError
 from .transforms import mask_to_lowres_logits, rc_to_model_xy
 
 
+class CroppedMask:
+    """An (H, W) bool mask stored as its bounding box: what seeding hundreds of objects from a label
+    image keeps per object (a 2048² frame would otherwise cost 4 MiB per object). Behaves as an
+    (H, W) bool array wherever numpy converts it (``np.asarray(mask)``)."""
+
+    __slots__ = ("shape", "offset", "crop")
+    dtype = np.dtype(bool)
+    ndim = 2
+
+    def __init__(self, shape: tuple[int, int], offset: tuple[int, int], crop: np.ndarray) -> None:
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.offset = (int(offset[0]), int(offset[1]))
+        self.crop = np.ascontiguousarray(crop, dtype=bool)
+
+    @classmethod
+    def of(cls, mask: np.ndarray) -> CroppedMask:
+        """The bounding-box form of an (H, W) bool mask (an empty mask keeps a 0 x 0 crop)."""
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if rows.size == 0:
+            return cls(mask.shape, (0, 0), np.zeros((0, 0), bool))
+        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        return cls(mask.shape, (r0, c0), mask[r0:r1, c0:c1])
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        full = np.zeros(self.shape, bool)
+        r0, c0 = self.offset
+        full[r0:r0 + self.crop.shape[0], c0:c0 + self.crop.shape[1]] = self.crop
+        return full if dtype is None else full.astype(dtype)
+
+
 @dataclass(frozen=True)
 class Prompts:
     """The prompts of one object on one image/frame, checked by :func:`make_prompts` for frames of ``hw``."""
@@ -26,7 +56,7 @@ class Prompts:
     points: np.ndarray  # (N, 2) float32 (row, col)
     labels: np.ndarray  # (N,) int32, 0 or 1
     box: np.ndarray | None  # (4,) float32 (row0, col0, row1, col1), row0 < row1, col0 < col1
-    mask: np.ndarray | None  # (H, W)
+    mask: np.ndarray | CroppedMask | None  # (H, W)
     hw: tuple[int, int] | None = None  # the (rows, cols) of the frame they were checked for
 
     def same_as(self, other: Prompts | None) -> bool:
@@ -126,7 +156,11 @@ def make_prompts(
                               f"are (row0, col0, row1, col1) pixel positions.")
         bx = np.array([r0, c0, r1, c1], np.float32)
     mk = None
-    if mask is not None:
+    if isinstance(mask, CroppedMask):
+        if mask.shape != (h, w):
+            raise PromptError(f"mask prompt must have the image's shape {(h, w)}; got {mask.shape}.")
+        mk = mask
+    elif mask is not None:
         mk = np.asarray(mask)
         if mk.shape != (h, w):
             raise PromptError(f"mask prompt must have the image's shape {(h, w)}; got {mk.shape}.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ from .disk_cache import DiskEmbeddingCache
 from .frames import FrameSource
 from .geometry import StackGeometry
 from .heap import release_free_memory
-from .history import ClearPrompts, PropagationRun, Record, RemoveObject, SetParent, SetPrompts
+from .history import ClearPrompts, PropagationRun, Record, RemoveObject, SetMasks, SetParent, SetPrompts
 from .labels import LABEL_DTYPES, LabelOutput, label_dtype_for
 from .prompts import Prompts, make_prompts
 from .spill import EmbeddingSpill
@@ -232,18 +232,23 @@ class TrackingSession:
         self.history.append(SetPrompts(frame, obj_id, prompts))
         return self._mask(out, obj_id, frame)
 
+    def _model_masks(self, masks: list) -> torch.Tensor:
+        """(B, 1, S, S) binary masks in the model frame from B (H, W) masks (resized, then thresholded)."""
+        cfg = self.net.cfg
+        hr = torch.stack([torch.from_numpy(np.asarray(m, dtype=np.float32)) for m in masks])[:, None]
+        hr = hr.to(self.net.device)
+        if hr.shape[-2:] != (cfg.image_size, cfg.image_size):
+            hr = F.interpolate(hr, size=(cfg.image_size,) * 2, mode="bilinear", align_corners=False, antialias=True)
+            hr = (hr >= 0.5).float()
+        return hr
+
     def _run_prompt(self, obj_id: int, track: ObjectTrack, frame: int, emb: ImageEmbedding,
                     prompts: Prompts) -> FrameOutput:
-        net, cfg = self.net, self.net.cfg
+        net = self.net
         is_init = frame not in track.tracked
         reverse = track.tracked.get(frame, False)
         if prompts.mask is not None and prompts.n_clicks == 0:
-            hr = torch.from_numpy(np.asarray(prompts.mask, dtype=np.float32))[None, None].to(net.device)
-            if hr.shape[-2:] != (cfg.image_size, cfg.image_size):
-                hr = F.interpolate(hr, size=(cfg.image_size,) * 2, mode="bilinear", align_corners=False,
-                                   antialias=True)
-                hr = (hr >= 0.5).float()
-            heads = tracker.mask_as_output(net, emb, hr)
+            heads = tracker.mask_as_output(net, emb, self._model_masks([prompts.mask]))
         else:
             feats = (net.image_embed_without_memory(emb) if is_init
                      else self._conditioned(obj_id, track, frame, emb, reverse))
@@ -252,10 +257,68 @@ class TrackingSession:
             else:
                 prev = track.latest(frame)
                 mask_in = None if prev is None else self._lowres(obj_id, prev, frame).clamp(-32.0, 32.0)
-            pts = prompts.model_points(self.frame_shape, cfg.image_size, net.device)
+            pts = prompts.model_points(self.frame_shape, net.cfg.image_size, net.device)
             multimask = prompts.n_clicks <= 1
             heads = tracker.sam_heads(net, feats, emb.high_res, pts, mask_in, multimask)
         return FrameOutput(heads.lowres, heads.obj_ptr, heads.object_score, None, from_prompt=True, iou=heads.iou)
+
+    def set_mask_prompts(self, frame: int, masks: Mapping[int, np.ndarray | Prompts],
+                         batch: int = 16) -> dict[int, np.ndarray]:
+        """Make a mask the prompt of each object in ``masks`` (``{obj_id: (H, W) bool mask or mask-only
+        Prompts}``) on ``frame``, as :meth:`set_prompts` with ``mask=`` does, but ``batch`` objects at a
+        time through the heads. On ``frame`` each object's result is its mask exactly (not the model's
+        low-resolution version of it); the memory and later frames are as with ``set_prompts``.
+        Returns ``{obj_id: (H, W) bool mask}`` of the results."""
+        frame = self._check_frame(frame)
+        checked: dict[int, Prompts] = {}
+        for oid, m in masks.items():
+            oid = self._check_new_id(oid)
+            p = m if isinstance(m, Prompts) else make_prompts(self.frame_shape, mask=m)
+            if p.mask is None or p.n_clicks or p.hw != self.frame_shape:
+                raise PromptError(f"object {oid}: set_mask_prompts takes one (H, W) mask per object "
+                                  f"({self.frame_shape}); use set_prompts for points and boxes.")
+            checked[oid] = p
+        emb = self.embedding(frame)
+        ids = list(checked)
+        outs: dict[int, FrameOutput] = {}
+        with torch.inference_mode():
+            for i in range(0, len(ids), max(1, int(batch))):
+                chunk = ids[i:i + batch]
+                heads = tracker.mask_as_output(self.net, emb, self._model_masks([checked[o].mask for o in chunk]))
+                for j, oid in enumerate(chunk):
+                    row = slice(j, j + 1)
+                    outs[oid] = FrameOutput(heads.lowres[row].clone(), heads.obj_ptr[row].clone(),
+                                            heads.object_score[row].clone(), None, from_prompt=True,
+                                            iou=heads.iou[row].clone(), exact=checked[oid].mask)
+        result = {}
+        for oid, out in outs.items():
+            track = self._objects.setdefault(oid, ObjectTrack())
+            track.prompts[frame] = checked[oid]
+            track.pending[frame] = out
+            result[oid] = self._mask(out, oid, frame)
+        self.history.append(SetMasks(frame, checked))
+        return result
+
+    def add_objects_from_labels(self, frame: int, labels: np.ndarray, batch: int = 16) -> list[int]:
+        """Make every non-zero label of an (H, W) label image (e.g. Cellpose or StarDist output for this
+        frame) an object prompted with its mask on ``frame``; the label values become the object ids
+        (an existing object with that id gets the mask as a correction). Returns the ids, ascending."""
+        frame = self._check_frame(frame)
+        labels = np.asarray(labels)
+        if labels.shape != self.frame_shape:
+            raise PromptError(f"the label image has shape {labels.shape}; the frames are {self.frame_shape}.")
+        if labels.dtype.kind not in "iub":
+            raise PromptError(f"a label image must hold integer labels; got {labels.dtype}.")
+        ids = [int(i) for i in np.unique(labels) if i > 0]
+        if not ids:
+            raise PromptError(f"the label image for frame {frame} has no labels (every pixel is 0).")
+        if int(labels.min()) < 0:
+            raise PromptError("a label image cannot hold negative labels.")
+        from .prompts import CroppedMask
+
+        masks = {oid: make_prompts(self.frame_shape, mask=CroppedMask.of(labels == oid)) for oid in ids}
+        self.set_mask_prompts(frame, masks, batch=batch)
+        return ids
 
     def clear_prompts(self, frame: int, obj_id: int | None = None) -> None:
         """Remove the prompts on ``frame`` of one object (or of all objects).
@@ -554,9 +617,15 @@ class TrackingSession:
     def _to_frame(self, lowres: torch.Tensor) -> np.ndarray:
         return upscale_logits(lowres, self.frame_shape)[0, 0].cpu().numpy()
 
+    def _frame_logits(self, obj_id: int, out: FrameOutput, frame: int) -> np.ndarray:
+        """(H, W) float32 logits of an output at the frame's resolution."""
+        if out.exact is not None:
+            return np.where(np.asarray(out.exact), np.float32(10.0), np.float32(-10.0))
+        return self._to_frame(self._lowres(obj_id, out, frame))
+
     def _mask(self, out: FrameOutput, obj_id: int, frame: int) -> np.ndarray:
         """(H, W) bool mask of an output; records its area and centroid in ``out.stats``."""
-        mask = self._to_frame(self._lowres(obj_id, out, frame)) > 0
+        mask = self._frame_logits(obj_id, out, frame) > 0
         if out.stats is None:
             out.stats = mask_stats(mask)
         return mask
@@ -566,7 +635,7 @@ class TrackingSession:
         frame = self._check_frame(frame)
         track = self._track(obj_id)
         out = track.latest(frame)
-        return None if out is None else self._to_frame(self._lowres(obj_id, out, frame))
+        return None if out is None else self._frame_logits(obj_id, out, frame)
 
     def presence(self, frame: int, obj_id: int) -> float | None:
         """The object-presence logit of ``obj_id`` on ``frame`` (> 0: present), or None without a result."""
@@ -598,7 +667,7 @@ class TrackingSession:
             out = track.latest(frame)
             if out is None:
                 continue
-            lg = self._to_frame(self._lowres(obj_id, out, frame))
+            lg = self._frame_logits(obj_id, out, frame)
             win = (lg > 0) & ((ids == 0) | (lg > best))
             ids[win] = obj_id
             best = np.where(win, lg, best)

@@ -36,6 +36,7 @@ class FrameOutput:
     inputs: tuple | None = None
     iou: torch.Tensor | None = None
     stats: tuple[int, float, float] | None = None
+    exact: object | None = None  # an (H, W) mask that is this output's result at frame resolution (seeds)
     serial: int = field(default_factory=itertools.count(1).__next__)
 
 

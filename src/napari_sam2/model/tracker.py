@@ -177,7 +177,7 @@ def sam_heads(
 
 
 def mask_as_output(net: Sam2Model, emb: ImageEmbedding, mask_hr: torch.Tensor) -> HeadOutput:
-    """Use a (1, 1, S, S) binary mask prompt directly as the frame's output.
+    """Use (B, 1, S, S) binary mask prompts (B objects on one frame) directly as the frame's output.
 
     Logits are +10 inside and -10 outside; the pointer comes from decoding
     the raw (not memory-conditioned) features with the mask as dense prompt.
@@ -186,7 +186,8 @@ def mask_as_output(net: Sam2Model, emb: ImageEmbedding, mask_hr: torch.Tensor) -
     hr = m * 20.0 - 10.0
     side = hr.shape[-1] // 4
     lowres = F.interpolate(hr, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
-    heads = sam_heads(net, emb.embed, emb.high_res, None, net.mask_downsample(m.to(net.dtype)), False)
+    feats = emb.embed.expand(m.shape[0], -1, -1, -1)  # B masks on one frame
+    heads = sam_heads(net, feats, emb.high_res, None, net.mask_downsample(m.to(net.dtype)), False)
     present = (m.flatten(1) > 0).any(dim=1, keepdim=True).float()
     ptr = present * heads.obj_ptr + (1 - present) * net.no_obj_ptr
     return HeadOutput(lowres=lowres, obj_ptr=ptr, object_score=20.0 * present - 10.0, iou=torch.ones_like(present))

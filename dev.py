@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
     if task == "test":
         return subprocess.run([str(py), "-m", "pytest", *rest], cwd=ROOT).returncode
     if task == "demo":
-        return subprocess.run([str(py), "-m", "napari_sam2.demo", *rest], cwd=ROOT).returncode
+        return subprocess.run([str(py), "-m", "napari_sam2", "demo", *rest], cwd=ROOT).returncode  # napari-sam2 demo
     return 0
 
 

@@ -234,7 +234,14 @@ def test_seeds_from_a_label_file(tmp_path, model, tiny_checkpoint):
     out = tmp_path / "s.labels.tif"
     assert main(["segment", str(tmp_path / "s.npy"), "--seeds", str(tmp_path / "seeds.tif"), "--seed-frame", "2",
                  "-o", str(out), "--model", str(tiny_checkpoint), "--device", "cpu", "--dtype", "float32",
-                 "-q"]) == 0
+                 "-q", "--track-table", str(tmp_path / "tracks.csv"), "--ctc", str(tmp_path / "RES")]) == 0
     got = tifffile.imread(out)
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(got[2], seeds)
+    import csv
+
+    rows = list(csv.DictReader((tmp_path / "tracks.csv").open()))
+    assert {r["obj_id"] for r in rows} == {"4", "12"} and any(r["prompted"] == "True" for r in rows)
+    for t in range(T):  # CTC masks hold the same objects (ids kept: no gaps here, or relabelled with links)
+        assert (tifffile.imread(tmp_path / "RES" / f"mask{t:03d}.tif") > 0).sum() == (expected[t] > 0).sum()
+    assert (tmp_path / "RES" / "res_track.txt").is_file()

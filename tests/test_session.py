@@ -616,3 +616,26 @@ def test_objects_from_a_label_image(session, tmp_path):
         session.add_objects_from_labels(0, np.ones((H, W + 1), np.uint8))
     with pytest.raises(PromptError, match="integer labels"):
         session.add_objects_from_labels(0, np.ones((H, W), np.float32))
+
+
+def test_ctc_export_of_a_division_loads_in_traccuracy(session, tmp_path):
+    """A division marked with set_parent reaches traccuracy's graph as one node with two successors.
+    Exact mask prompts on every frame make the result independent of the (random) weights."""
+    traccuracy = pytest.importorskip("traccuracy.loaders")
+
+    def disc(r, c, rad=5):
+        yy, xx = np.ogrid[:H, :W]
+        return (yy - r) ** 2 + (xx - c) ** 2 <= rad**2
+
+    for f in range(5):
+        session.set_mask_prompts(f, {1: disc(20, 10 + 2 * f)})
+    for f in range(5, T):
+        session.set_mask_prompts(f, {2: disc(12, 20), 3: disc(30, 30)})
+    session.set_parent(2, 1)
+    session.set_parent(3, 1)
+    summary = session.export_ctc(tmp_path / "RES")
+    assert summary.tracks == [(1, 0, 4, 0), (2, 5, T - 1, 1), (3, 5, T - 1, 1)]
+    graph = traccuracy.load_ctc_data(str(tmp_path / "RES"), str(tmp_path / "RES" / "res_track.txt")).graph
+    assert graph.number_of_nodes() == 5 + 2 * (T - 5)
+    assert sorted(graph.successors("1_4")) == ["2_5", "3_5"]
+    assert [n for n in graph.nodes if graph.out_degree(n) == 2] == ["1_4"]

@@ -1,7 +1,7 @@
 """``napari-sam2``: segment stacks from a prompt file, run batches, download models, show the setup.
 
     napari-sam2 segment STACK [--prompts FILE] [--seeds LABELS --seed-frame N] -o OUT [--axis t|z|N]
-                        [--plane AXIS=INDEX]
+                        [--plane AXIS=INDEX] [--track-table CSV] [--ctc FOLDER]
                         [--model NAME|PATH] [--device DEV] [--dtype auto|float32|bfloat16|float16]
                         [--overwrite] [--quiet]
     napari-sam2 batch MANIFEST.csv -o OUTDIR [--scheduler ADDRESS] [--workers N] [--format .ome.tif]
@@ -69,7 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--plane", type=_plane, action="append", default=[], metavar="AXIS=INDEX",
                      help="hold an extra axis of a 4-D/5-D stack at INDEX (repeatable)")
     _model_options(seg)
-    seg.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    seg.add_argument("--track-table", type=Path, default=None, metavar="CSV",
+                     help="also write presence, IoU, area and centroid of every object on every frame")
+    seg.add_argument("--ctc", type=Path, default=None, metavar="FOLDER",
+                     help="also write the tracks in the Cell Tracking Challenge format (masks + res_track.txt)")
+    seg.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     seg.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     bat = sub.add_parser("batch", help="segment many stacks on dask.distributed",
@@ -115,7 +119,7 @@ def _segment(a) -> int:
     try:
         result = segment_file(a.stack, a.prompts, a.output, model=a.model, device=a.device, dtype=a.dtype,
                               axis=a.axis, planes=dict(a.plane), seeds=a.seeds, seed_frame=a.seed_frame,
-                              overwrite=a.overwrite, on_frame=on_frame)
+                              track_table=a.track_table, ctc=a.ctc, overwrite=a.overwrite, on_frame=on_frame)
     finally:
         if bar is not None:
             bar.close()

@@ -111,7 +111,8 @@ def read_seeds(path: str | Path, frame: int, frame_hw: tuple[int, int]):
 def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Path, *, model="sam2.1_hiera_tiny",
                  device=None, dtype=None, axis: str | int | None = None, planes: dict[int, int] | None = None,
                  seeds: str | Path | None = None, seed_frame: int = 0, overwrite: bool = False,
-                 on_frame: Callable[[int, int], None] | None = None, workdir=None) -> SegmentResult:
+                 on_frame: Callable[[int, int], None] | None = None, workdir=None,
+                 track_table: str | Path | None = None, ctc: str | Path | None = None) -> SegmentResult:
     """Replay ``prompts`` on ``stack`` and write the label image to ``output`` (format by extension).
 
     Args:
@@ -128,6 +129,8 @@ def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Pa
         overwrite: replace an existing ``output``.
         on_frame: ``on_frame(done, total)`` after each propagated frame.
         workdir: folder for the session's temporary files.
+        track_table: also write the per-(object, frame) table (presence, IoU, area, centroid) as CSV.
+        ctc: also write the tracks in the Cell Tracking Challenge format into this folder.
 
     If the prompt file recorded no propagation, the objects are propagated through the whole stack
     (both directions from the first prompted frame). Raises napari-sam2's errors (``PromptError``,
@@ -138,8 +141,11 @@ def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Pa
     label_format(output)
     if output.exists() and not overwrite:
         raise OutputError(f"{output} exists; pass --overwrite (overwrite=True) to replace it.")
-    if not output.parent.is_dir():
-        raise OutputError(f"The folder of {output} does not exist; create it first.")
+    for path in (output, track_table, ctc):
+        if path is not None and not Path(path).absolute().parent.is_dir():
+            raise OutputError(f"The folder of {path} does not exist; create it first.")
+    if ctc is not None and Path(ctc).exists() and any(Path(ctc).iterdir()) and not overwrite:
+        raise OutputError(f"{ctc} exists and is not empty; pass --overwrite (overwrite=True) to replace it.")
     if prompts is None and seeds is None:
         raise OutputError("Nothing to segment with: give a prompt file (--prompts) or seed labels (--seeds).")
     annotation = None if prompts is None else load_annotation(prompts)
@@ -178,6 +184,12 @@ def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Pa
                 for frame, _ in session.propagate(direction="both"):
                     step(frame)
             labels = session.write_labels(LabelOutput(geometry, session.label_dtype()))
+            if track_table is not None:
+                from ..engine.track_table import write_track_table
+
+                write_track_table(track_table, session.track_table())
+            if ctc is not None:
+                session.export_ctc(ctc, overwrite=overwrite)
         finally:
             session.close()
         data = labels.array if geometry.axis is not None else labels.array[0]

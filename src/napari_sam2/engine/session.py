@@ -716,6 +716,21 @@ class TrackingSession:
                 })
         return rows
 
+    def export_ctc(self, folder: str | Path, overwrite: bool = False):
+        """Write the results in the Cell Tracking Challenge format: ``mask000.tif`` ... (frames from 0)
+        and ``res_track.txt`` with the lineage of :meth:`set_parent` (see :func:`~.ctc.write_ctc`; an
+        object that vanishes and comes back becomes two linked tracks, as CTC requires)."""
+        from .ctc import write_ctc
+
+        return write_ctc(folder, self.labels(), self.lineage, overwrite=overwrite)
+
+    def export_geff(self, path: str | Path, overwrite: bool = False):
+        """Write the tracks as a GEFF graph (zarr): one node per object and frame (t, y, x centroid, area,
+        label), edges between an object's frames and from parents to daughters (see :func:`~.ctc.write_geff`)."""
+        from .ctc import write_geff
+
+        return write_geff(path, self.labels(), self.lineage, overwrite=overwrite)
+
     def frames_with_output(self, obj_id: int | None = None) -> list[int]:
         """Sorted frames that have a result for ``obj_id`` (or for any object)."""
         self._check_open()

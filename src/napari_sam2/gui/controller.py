@@ -13,7 +13,8 @@ The controller is composed of parts, each owning its state:
 * :class:`~.editing.Editing` (``editing``): objects, polarity, painted masks, clear frame;
 * :class:`~.propagation.Propagation` (``propagation``): runs, progress bar, cancel and resume;
 * :class:`~.prompt_io.PromptFiles` (``files``): save / load prompt files;
-* :class:`~.lifecycle.Lifecycle` (``lifecycle``): layers deleted under the widget, shutdown.
+* :class:`~.lifecycle.Lifecycle` (``lifecycle``): layers deleted under the widget, shutdown;
+* :class:`~.tracking.Tracking` (``tracking``): seeds from labels, divisions, track table, doubtful frames.
 
 Parts talk to each other only through the controller's public attributes and
 methods (``viewer``, ``layers``, ``runner``, ``image``, ``geometry``,
@@ -40,6 +41,7 @@ from .prompt_io import PromptFiles
 from .propagation import Propagation
 from .stack import axis_names, current_position, layer_data, layer_geometry
 from .sync import PromptSync
+from .tracking import Tracking
 
 log = logging.getLogger(__name__)
 _EDITS = {"added", "removed", "changed"}
@@ -56,6 +58,7 @@ class Sam2Controller(QObject):
     model_changed = Signal(str)
     load_failed = Signal(str)  # the message of a failed load_model
     message = Signal(str)  # the full text of the last warning or error, for the widget to keep in view
+    table_changed = Signal()  # a new track table (tracking.rows)
 
     def __init__(self, viewer) -> None:
         super().__init__()
@@ -76,6 +79,7 @@ class Sam2Controller(QObject):
         self.propagation = Propagation(self)
         self.files = PromptFiles(self)
         self.lifecycle = Lifecycle(self)
+        self.tracking = Tracking(self)
         viewer.layers.events.removed.connect(self.lifecycle.layer_removed)
         viewer.dims.events.current_step.connect(self._view_moved)
 
@@ -182,6 +186,15 @@ class Sam2Controller(QObject):
 
         self.runner.submit(Job(("encode",), "encode", prepare, self.show,
                                description=f"Preparing frame {frame} for clicks"))
+
+    def go_to_frame(self, frame: int) -> None:
+        """Show ``frame`` in the viewer."""
+        geo, image = self.geometry, self.image
+        if geo is None or geo.axis is None or self.viewer is None:
+            return
+        ax = geo.label_axis
+        world_axis = self.viewer.dims.ndim - geo.label_ndim + ax
+        self.viewer.dims.set_point(world_axis, frame * image.scale[ax] + image.translate[ax])
 
     def current_frame(self) -> int:
         """The frame shown in the viewer (0 for a 2-D image)."""
@@ -302,7 +315,8 @@ class Sam2Controller(QObject):
 
         def prepare():
             session = self.get_session()
-            return None if session is None else (tasks.segment, (session, frame, obj, self.prompts.get(key)))
+            parent = self.tracking.parents.get(obj)
+            return None if session is None else (tasks.segment, (session, frame, obj, self.prompts.get(key), parent))
 
         self.runner.submit(
             Job(

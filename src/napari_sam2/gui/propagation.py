@@ -106,7 +106,7 @@ class Propagation:
             self.runs = runs
             self._open_bar(sum(run_length(*r) for r in runs), direction)
             self.resume = (request, runs, edits)  # until the run ends (see ended)
-            return tasks.propagate, (session, runs)
+            return tasks.propagate, (session, runs, host.tracking.stop_absent_after)
 
         host.runner.submit(
             Job(
@@ -143,16 +143,15 @@ class Propagation:
         bar, geometry, image = self.bar, host.geometry, host.image  # napari's progress bar may re-enter
         self.done += 1
         host.show(value)
-        if self.follow and geometry is not None and geometry.axis is not None:
-            ax = geometry.label_axis
-            world_axis = host.viewer.dims.ndim - geometry.label_ndim + ax
-            host.viewer.dims.set_point(world_axis, value.frame * image.scale[ax] + image.translate[ax])
+        if self.follow and geometry is not None and image is not None:
+            host.go_to_frame(value.frame)
         if bar is not None:
             host.status.emit(f"Propagating: frame {value.frame} ({self.done}/{bar.total})")
             bar.update(1)
 
     def ended(self, cancelled: bool) -> None:
         self.close_bar()
+        self.host.tracking.refresh()
         if cancelled and self.resume is not None:
             request, _runs, edits = self.resume
             self.resume = (request, runs_left(self.runs, self.done), edits)

@@ -57,10 +57,20 @@ def load(source, device, dtype, progress) -> Iterator[Status | Loaded]:
     yield Loaded(model, str(source))
 
 
-def segment(session: TrackingSession, frame: int, obj_id: int, prompt) -> Iterator[Status | FrameLabels]:
+@dataclass(frozen=True)
+class TrackTable:
+    """``session.track_table()`` and ``session.lineage``."""
+
+    rows: list
+    lineage: dict
+
+
+def segment(session: TrackingSession, frame: int, obj_id: int, prompt,
+            parent: int | None = None) -> Iterator[Status | FrameLabels]:
     """Set (or, with ``prompt=None``, clear) the prompts of one object on one frame.
 
     ``prompt``: checked :class:`~napari_sam2.engine.prompts.Prompts` (from the widget's layers).
+    ``parent``: the object this one divided from (``session.set_parent``, once it has a prompt).
     """
     if prompt is None:
         if obj_id not in session.object_ids:
@@ -71,6 +81,12 @@ def segment(session: TrackingSession, frame: int, obj_id: int, prompt) -> Iterat
             yield Status(f"Computing the image embedding of frame {frame} (first visit) …")
         yield Status(f"Segmenting object {obj_id} on frame {frame} …")
         session.set_prompts(frame, obj_id, prompts=prompt)
+        if parent is not None and session.lineage.get(obj_id) != parent and parent in session.object_ids:
+            had = session.frames_with_output(parent)
+            session.set_parent(obj_id, parent)  # drops the parent's results from this frame on
+            for f in had:
+                if f > frame:
+                    yield FrameLabels(f, session.frame_labels(f))
     yield FrameLabels(frame, session.frame_labels(frame))
 
 
@@ -90,14 +106,16 @@ def encode(session: TrackingSession, frame: int) -> Iterator[Status]:
         return
 
 
-def propagate(session: TrackingSession, runs: list[tuple[int, str, int]]) -> Iterator[FrameLabels]:
-    """``session.propagate(start, direction, max_frames)`` for each run; one result per frame.
+def propagate(session: TrackingSession, runs: list[tuple[int, str, int]],
+              stop_absent_after: int | None = None) -> Iterator[FrameLabels]:
+    """``session.propagate(start, direction, max_frames, stop_absent_after)`` for each run; one result per frame.
 
     If the worker stops early, the generator is closed at a ``yield``; the engine's generator is
     closed with it and keeps every frame done so far.
     """
     for start, direction, max_frames in runs:
-        frames = session.propagate(start=start, direction=direction, max_frames=max_frames)
+        frames = session.propagate(start=start, direction=direction, max_frames=max_frames,
+                                   stop_absent_after=stop_absent_after)
         try:
             for frame, _masks in frames:
                 yield FrameLabels(frame, session.frame_labels(frame))
@@ -152,3 +170,28 @@ def replay(session: TrackingSession, annotation) -> Iterator[Status | FrameLabel
         if kind == "frame":
             yield Status(f"Replaying: frame {frame}")
         yield FrameLabels(frame, session.frame_labels(frame))
+
+
+def seed(session: TrackingSession, frame: int, labels) -> Iterator[Status | FrameLabels | TrackTable]:
+    """``session.add_objects_from_labels(frame, labels)``, then that frame's labels and the track table."""
+    if not session.has_embedding(frame):
+        yield Status(f"Computing the image embedding of frame {frame} …")
+    ids = session.add_objects_from_labels(frame, labels)
+    yield Status(f"{len(ids)} objects made from the labels on frame {frame}.")
+    yield FrameLabels(frame, session.frame_labels(frame))
+    yield TrackTable(session.track_table(), session.lineage)
+
+
+def table(session: TrackingSession) -> Iterator[TrackTable]:
+    """``session.track_table()`` with the lineage."""
+    yield TrackTable(session.track_table(), session.lineage)
+
+
+def export_tracks(session: TrackingSession, csv_path: str, ctc_folder: str) -> Iterator[Status | Saved]:
+    """The track table as CSV and the tracks in CTC format (replacing earlier exports of the same name)."""
+    from ..engine.track_table import write_track_table
+
+    yield Status("Exporting the tracks …")
+    write_track_table(csv_path, session.track_table())
+    summary = session.export_ctc(ctc_folder, overwrite=True)
+    yield Saved(f"{csv_path} and {ctc_folder}", f"the track table and {len(summary.tracks)} CTC track(s)")

@@ -28,6 +28,8 @@ from .layers import same_layer
 from .model_picker import ModelPicker
 from .objects import ObjectsList
 from .stack import axis_names, candidate_axes, default_axis
+from .track_plot import TrackPlot
+from .tracking import labels_layers
 
 if TYPE_CHECKING:
     import napari
@@ -105,13 +107,37 @@ class Sam2Widget(QWidget):
         self.cancel_button.setToolTip(
             "Stop the propagation (or download) after the current frame; results are kept"
         )
+        self.absent_spin = QSpinBox()
+        self.absent_spin.setRange(0, 10000)
+        self.absent_spin.setSpecialValueText("never")
+        self.absent_spin.setSuffix(" absent frames")
+        self.absent_spin.setToolTip("Stop tracking an object in a pass once it was absent on this many frames in a "
+                                    "row (saves compute; a later prompt brings it back)")
         prop_box = QGroupBox("Propagate")
         box = QVBoxLayout(prop_box)
         box.addLayout(_row(self.backward_button, self.both_button, self.forward_button))
         box.addLayout(
             _row(QLabel("frames"), self.first_spin, QLabel("to"), self.last_spin, self.follow_check)
         )
+        box.addLayout(_row(QLabel("Stop after"), self.absent_spin))
         box.addWidget(self.cancel_button)
+
+        # tracking
+        self.seed_combo = QComboBox()
+        self.seed_combo.setToolTip("A labels layer (e.g. Cellpose or StarDist output)")
+        self.seed_button = QPushButton("Objects from labels")
+        self.seed_button.setToolTip("Every label of the chosen layer on this frame becomes an object (same id)")
+        self.divide_button = QPushButton("Divide…")
+        self.divide_button.setToolTip("The selected object divides on this frame: two daughters start here")
+        self.doubt_button = QPushButton("Next doubtful frame")
+        self.doubt_button.setToolTip("Go to the next frame where the selected object vanished, jumped in size or "
+                                     "lost confidence")
+        self.track_plot = TrackPlot()
+        track_box = QGroupBox("Tracking")
+        box = QVBoxLayout(track_box)
+        box.addLayout(_row(self.seed_combo, self.seed_button))
+        box.addLayout(_row(self.divide_button, self.doubt_button))
+        box.addWidget(self.track_plot)
 
         # files
         self.save_button = QPushButton("Save prompts…")
@@ -122,10 +148,13 @@ class Sam2Widget(QWidget):
         )
         self.export_button = QPushButton("Export labels…")
         self.export_button.setToolTip("Write 'SAM2 labels' as OME-TIFF, OME-Zarr, zarr, TIFF or .npy")
+        self.export_tracks_button = QPushButton("Export tracks…")
+        self.export_tracks_button.setToolTip("Write the track table (CSV) and the tracks in the Cell Tracking "
+                                             "Challenge format (a folder beside it)")
         files_box = QGroupBox("Files")
         box = QVBoxLayout(files_box)
         box.addLayout(_row(QLabel("Prompts (JSON):"), self.save_button, self.load_button))
-        box.addWidget(self.export_button)
+        box.addLayout(_row(self.export_button, self.export_tracks_button))
 
         self.busy_bar = QProgressBar()
         self.busy_bar.setRange(0, 0)
@@ -150,6 +179,7 @@ class Sam2Widget(QWidget):
             objects_box,
             prompts_box,
             prop_box,
+            track_box,
             files_box,
             self.reset_button,
             self.busy_bar,
@@ -183,6 +213,16 @@ class Sam2Widget(QWidget):
         self.save_button.clicked.connect(self._save_clicked)
         self.load_button.clicked.connect(self._load_clicked)
         self.export_button.clicked.connect(self._export_clicked)
+        self.export_tracks_button.clicked.connect(self._export_tracks_clicked)
+        self.absent_spin.valueChanged.connect(
+            lambda n: setattr(ctl.tracking, "stop_absent_after", int(n) or None))
+        self.seed_button.clicked.connect(self._seed_clicked)
+        self.divide_button.clicked.connect(lambda: ctl.tracking.divide())
+        self.doubt_button.clicked.connect(lambda: ctl.tracking.next_doubt())
+        self.track_plot.frame_clicked.connect(ctl.go_to_frame)
+        ctl.table_changed.connect(self._show_plot)
+        ctl.objects_changed.connect(self._show_plot)
+        napari_viewer.dims.events.current_step.connect(self._plot_follow)
         self.reset_button.clicked.connect(ctl.rebind)
         ctl.status.connect(self._show_status)
         ctl.message.connect(self._show_message)
@@ -198,13 +238,15 @@ class Sam2Widget(QWidget):
         self._refresh_images()
         self._show_objects()
         controller = self.controller
-        self.destroyed.connect(lambda *_: _teardown(controller, napari_viewer, self._refresh_images))
+        refresh, follow = self._refresh_images, self._plot_follow
+        self.destroyed.connect(lambda *_: _teardown(controller, napari_viewer, refresh, follow))
 
     # ---------------------------------------------------------------- image
     def _refresh_images(self, event=None) -> None:
         """Keep the image picker in step with the viewer's Image layers (and their names)."""
         if self.controller.viewer is None:
             return
+        self._refresh_labels_layers()
         current = self.controller.image
         images = [layer for layer in self.viewer.layers if isinstance(layer, Image)]
         for layer in images:
@@ -288,6 +330,43 @@ class Sam2Widget(QWidget):
         if path:
             self.controller.load_prompts(path)
 
+    def _refresh_labels_layers(self) -> None:
+        ctl = self.controller
+        current = self.seed_combo.currentText()
+        self._labels_layers = labels_layers(self.viewer, ctl.layers.labels)
+        self.seed_combo.blockSignals(True)
+        self.seed_combo.clear()
+        self.seed_combo.addItems([layer.name for layer in self._labels_layers])
+        names = [layer.name for layer in self._labels_layers]
+        if current in names:
+            self.seed_combo.setCurrentIndex(names.index(current))
+        self.seed_combo.blockSignals(False)
+
+    def _seed_clicked(self) -> None:
+        i = self.seed_combo.currentIndex()
+        layers = getattr(self, "_labels_layers", [])
+        self.controller.tracking.seed_from_labels(layers[i] if 0 <= i < len(layers) else None)
+
+    def _show_plot(self) -> None:
+        ctl = self.controller
+        if ctl.viewer is None:
+            return
+        geo = ctl.geometry
+        obj = ctl.current_obj
+        doubts = [d.frame for d in ctl.tracking.doubts if d.obj_id == obj]
+        self.track_plot.show_rows(ctl.tracking.object_rows(obj), 1 if geo is None else geo.num_frames, doubts,
+                                  ctl.current_frame() if geo is not None else 0)
+
+    def _plot_follow(self, event=None) -> None:
+        ctl = self.controller
+        if ctl.viewer is not None and ctl.geometry is not None and ctl.image is not None:
+            self.track_plot.set_current(ctl.current_frame())
+
+    def _export_tracks_clicked(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export SAM 2 tracks", "tracks.csv", "CSV (*.csv)")
+        if path:
+            self.controller.tracking.export(path)
+
     def _export_clicked(self) -> None:
         filters = "OME-TIFF (*.ome.tif);;OME-Zarr (*.ome.zarr);;TIFF (*.tif);;zarr (*.zarr);;NumPy (*.npy)"
         path, _ = QFileDialog.getSaveFileName(self, "Export SAM 2 labels", "labels.ome.tif", filters)
@@ -297,11 +376,11 @@ class Sam2Widget(QWidget):
     def event(self, event) -> bool:
         # napari's "remove dock widget" (the dock's close button) un-parents the widget: stop the work.
         if event.type() == QEvent.Type.ParentChange and self.parent() is None:
-            _teardown(self.controller, self.viewer, self._refresh_images)
+            _teardown(self.controller, self.viewer, self._refresh_images, self._plot_follow)
         return super().event(event)
 
 
-def _teardown(controller: Sam2Controller, viewer, refresh) -> None:
+def _teardown(controller: Sam2Controller, viewer, refresh, follow) -> None:
     """Stop jobs and disconnect from the viewer (safe to call twice, also after Qt deleted the widget)."""
     if controller.viewer is None:
         return
@@ -309,6 +388,7 @@ def _teardown(controller: Sam2Controller, viewer, refresh) -> None:
         events = viewer.layers.events
         for ev in (events.inserted, events.removed, events.moved):
             ev.disconnect(refresh)
+        viewer.dims.events.current_step.disconnect(follow)
         for layer in viewer.layers:
             layer.events.name.disconnect(refresh)
     except (RuntimeError, AttributeError, ValueError):

@@ -1,0 +1,208 @@
+"""Microscopy tracking in the widget: seeds from a Labels layer, divisions, the track table, doubtful
+frames, the Tracks layer and exports — a part of the controller.
+
+Every action ends in engine calls (:mod:`.tasks`): ``session.add_objects_from_labels``,
+``session.set_parent`` (applied with the first prompt of a daughter), ``session.track_table``,
+``session.export_ctc``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from napari.layers import Labels
+from napari.utils.notifications import show_info, show_warning
+
+from ..engine.prompts import CroppedMask, make_prompts
+from ..engine.track_table import Doubt, doubtful_frames
+from . import tasks
+from .jobs import Job
+from .layers import same_layer, unwrap
+
+TRACKS_NAME = "SAM2 tracks"
+
+
+class Tracking:
+    """Seeds, divisions, track table and doubtful frames of a :class:`~.controller.Sam2Controller`.
+
+    Attributes:
+        parents: ``{daughter id: parent id}`` as marked in the widget (sent to the session with the
+            daughter's first prompt).
+        stop_absent_after: propagation stops tracking an object after this many absent frames (None: never).
+        rows: the last track table (``session.track_table()``).
+        doubts: the doubtful frames of ``rows``.
+        tracks: the napari Tracks layer of the lineage, once there is one.
+    """
+
+    def __init__(self, host) -> None:
+        self.host = host
+        self.parents: dict[int, int] = {}
+        self.stop_absent_after: int | None = None
+        self.rows: list[dict] = []
+        self.doubts: list[Doubt] = []
+        self.tracks = None
+
+    # ----------------------------------------------------------------- seeds
+    def seed_from_labels(self, layer) -> None:
+        """Every label of ``layer`` (a Labels layer, e.g. Cellpose's) on the frame in view becomes an object
+        prompted with its mask, with the label value as its id."""
+        host = self.host
+        geo = host.geometry
+        if geo is None or layer is None:
+            show_warning("Pick an image layer and a labels layer first.")
+            return
+        if same_layer(layer, host.layers.labels):
+            show_warning("Pick a labels layer other than 'SAM2 labels' (e.g. Cellpose output).")
+            return
+        frame = host.current_frame()
+        data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+        if tuple(data.shape) == geo.label_shape:
+            plane = np.asarray(data[geo.index(frame)])
+        elif tuple(data.shape) == geo.frame_hw:
+            plane = np.asarray(data)
+        else:
+            msg = (f"'{layer.name}' has shape {tuple(data.shape)}; it needs the image's shape {geo.label_shape} or "
+                   f"one frame's {geo.frame_hw}.")
+            show_warning(msg)
+            host.message.emit(msg)
+            return
+        ids = [int(i) for i in np.unique(plane) if i > 0]
+        if not ids:
+            show_warning(f"'{layer.name}' has no labels on frame {frame}.")
+            return
+        state = host.sync_state
+        for oid in ids:  # the prompts as the engine will have them: nothing is re-sent by the next sync
+            p = make_prompts(geo.frame_hw, mask=CroppedMask.of(plane == oid))
+            state.masks[(frame, oid)] = p.mask
+            state.applied[(frame, oid)] = p
+            state.prompts[(frame, oid)] = p
+            host.objects.setdefault(oid, f"label {oid}")
+        host.objects_changed.emit()
+        state.edits += 1
+        if host.model is None and not any(j.kind == "load" for j in host.jobs()):
+            host.load_model(*host.model_choice)
+
+        def prepare():
+            session = host.get_session()
+            return None if session is None else (tasks.seed, (session, frame, plane))
+
+        host.runner.submit(Job(("seed", frame), "edit", prepare, self._seeded,
+                               description=f"Making {len(ids)} objects from '{layer.name}' on frame {frame}"))
+
+    def _seeded(self, value) -> None:
+        if isinstance(value, tasks.TrackTable):
+            self.show_table(value.rows, value.lineage)
+        else:
+            self.host.show(value)
+
+    # ------------------------------------------------------------- divisions
+    def divide(self) -> tuple[int, int] | None:
+        """The selected object divides on the frame in view: two new objects (its daughters) start here,
+        each from a click or a box; the parent is not tracked from this frame on."""
+        host = self.host
+        if host.geometry is None:
+            show_warning("Pick an image layer first.")
+            return None
+        parent = host.current_obj
+        name = host.objects.get(parent, f"object {parent}")
+        a = host.add_object(f"{name}.1")
+        b = host.add_object(f"{name}.2")
+        self.parents[a] = self.parents[b] = parent
+        host.select_object(a)
+        text = (f"Division of '{name}' on frame {host.current_frame()}: click (or box) daughter '{name}.1' now, "
+                f"then select '{name}.2' and click it.")
+        show_info(text)
+        host.message.emit(text)
+        return a, b
+
+    # ---------------------------------------------------------- track table
+    def refresh(self) -> None:
+        """Fetch the track table in the background (after a propagation or seeding)."""
+        host = self.host
+        if host.closed:
+            return
+
+        def prepare():
+            return None if host.session is None else (tasks.table, (host.session,))
+
+        host.runner.submit(Job(("table",), "edit", prepare, self._seeded, description="Reading the track table"))
+
+    def show_table(self, rows: list[dict], lineage: dict[int, int]) -> None:
+        """Keep ``rows``, find the doubtful frames, update the plot and the Tracks layer."""
+        self.rows = rows
+        self.doubts = doubtful_frames(rows)
+        self.host.table_changed.emit()
+        self._update_tracks(lineage)
+
+    def object_rows(self, obj_id: int) -> list[dict]:
+        return [r for r in self.rows if r["obj_id"] == obj_id]
+
+    def next_doubt(self, obj_id: int | None = None) -> Doubt | None:
+        """Go to the next doubtful frame of ``obj_id`` (default: the selected object) after the frame in
+        view (wrapping around); returns it, or None when there is none."""
+        host = self.host
+        obj_id = host.current_obj if obj_id is None else obj_id
+        mine = [d for d in self.doubts if d.obj_id == obj_id]
+        if not mine:
+            text = f"No doubtful frame for object {obj_id} (after the last propagation)."
+            show_info(text)
+            host.message.emit(text)
+            return None
+        now = host.current_frame()
+        doubt = next((d for d in mine if d.frame > now), mine[0])
+        host.go_to_frame(doubt.frame)
+        host.message.emit(f"Frame {doubt.frame}, object {obj_id}: {doubt.reason} ({doubt.detail}).")
+        return doubt
+
+    # ------------------------------------------------------------ the layer
+    def _update_tracks(self, lineage: dict[int, int]) -> None:
+        host = self.host
+        geo, image = host.geometry, host.image
+        if geo is None or geo.axis is None or geo.label_axis != 0 or host.viewer is None:
+            return  # napari's Tracks layer needs time first
+        rows = [r for r in self.rows if r["area"] > 0]
+        if not rows:
+            return
+        coords = np.array([geo.coords(r["frame"], [[r["centroid_row"], r["centroid_col"]]])[0] for r in rows])
+        data = np.column_stack([[r["obj_id"] for r in rows], coords])
+        ids = {r["obj_id"] for r in rows}
+        graph = {c: [p] for c, p in lineage.items() if c in ids and p in ids}
+        viewer = unwrap(host.viewer)
+        if self.tracks is not None and self.tracks not in viewer.layers:
+            self.tracks = None
+        if self.tracks is None:
+            self.tracks = viewer.add_tracks(data, graph=graph, name=TRACKS_NAME, scale=image.scale,
+                                            translate=image.translate, tail_length=10)
+            if host.layers.points is not None:  # clicks keep going to the points layer
+                viewer.layers.selection.active = unwrap(host.layers.points)
+        else:
+            self.tracks.graph = {}
+            self.tracks.data = data
+            self.tracks.graph = graph
+
+    # -------------------------------------------------------------- exports
+    def export(self, csv_path) -> None:
+        """Write the track table to ``csv_path`` and the tracks in CTC format to ``<stem>_CTC/`` beside it."""
+        host = self.host
+        if host.session is None:
+            show_warning("There are no tracks to export yet.")
+            return
+        csv_path = Path(csv_path)
+        ctc = csv_path.with_name(f"{csv_path.stem}_CTC")
+
+        def prepare():
+            return None if host.session is None else (tasks.export_tracks, (host.session, str(csv_path), str(ctc)))
+
+        host.runner.submit(Job(("export-tracks",), "save", prepare, self._exported, description="Exporting tracks"))
+
+    def _exported(self, value) -> None:
+        if isinstance(value, tasks.Saved):
+            show_info(f"Saved {value.what} to {value.path}.")
+        else:
+            self.host.show(value)
+
+
+def labels_layers(viewer, exclude=None) -> list[Labels]:
+    """The viewer's Labels layers, without ``exclude`` (the widget's own)."""
+    return [layer for layer in viewer.layers if isinstance(layer, Labels) and not same_layer(layer, exclude)]

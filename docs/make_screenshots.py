@@ -5,7 +5,8 @@
 
 Runs the README's demo (sample time-lapse, widget docked, one click), then
 adds a box as a second object, propagates both ways and corrects a frame,
-saving a PNG after each step. Without a display it starts a virtual one
+saving a PNG after each step; then, for docs/tracking.md, makes objects from
+a labels layer, marks a division and shows the tracks. Without a display it starts a virtual one
 (Xvfb, via pyvirtualdisplay from the `testing` extra); `xvfb-run` works too.
 
 By default it uses the test suite's miniature SAM 2 with random weights
@@ -82,6 +83,62 @@ def close_toasts(qapp) -> None:
     qapp.processEvents()
 
 
+def tracking_screenshots(qapp, out: Path, model, source: str | None) -> None:
+    """docs/tracking.md: objects from a labels layer (thresholded frame 0), a division, the tracks."""
+    import napari
+    from scipy import ndimage
+
+    from napari_sam2 import load_model
+    from napari_sam2.gui import Sam2Widget
+    from napari_sam2.sample_data import timelapse
+
+    viewer = napari.Viewer(title="napari-sam2", show=True)
+    viewer.window.resize(WIDTH, HEIGHT)
+    ((data, meta, _),) = timelapse()
+    viewer.add_image(data, **meta)
+    seeds = np.zeros(data.shape, np.uint16)
+    found, _ = ndimage.label(data[0] > 1500)
+    seeds[0] = np.where(found > 0, found + 10, 0)  # "Cellpose output" for frame 0
+    viewer.add_labels(seeds, name="cellpose (frame 0)")
+    widget = Sam2Widget(viewer)
+    viewer.window.add_dock_widget(widget, name="SAM 2 (click, propagate, correct)", area="right")
+    ctl = widget.controller
+    ctl.set_model(model if model is not None else load_model(source))
+    idle = lambda: not ctl.runner.busy  # noqa: E731
+    wait(qapp, idle)
+    viewer.dims.set_point(0, 0)
+    widget.seed_combo.setCurrentText("cellpose (frame 0)")
+    widget.seed_button.click()
+    wait(qapp, idle)
+    widget.forward_button.click()
+    wait(qapp, idle)
+    viewer.layers["cellpose (frame 0)"].visible = False
+    mother = int(seeds[0, 130, 70])
+    ctl.select_object(mother)
+    viewer.dims.set_point(0, 0)
+    widget.show_part(widget.export_tracks_button)
+    close_toasts(qapp)
+    save(viewer, out / "seeds.png")
+
+    frame = 12  # the cell divides here: two daughters, one click each
+    viewer.dims.set_point(0, frame)
+    a, b = ctl.tracking.divide()
+    viewer.layers.selection.active = ctl.layers.points
+    ctl.layers.points.add([[frame, 123.0, 70.0]])
+    ctl.select_object(b)
+    ctl.layers.points.add([[frame, 137.0, 70.0]])
+    wait(qapp, idle)
+    widget.first_spin.setValue(frame)
+    widget.forward_button.click()
+    wait(qapp, idle)
+    ctl.select_object(a)
+    viewer.dims.set_point(0, 18)
+    widget.show_part(widget.export_tracks_button)
+    close_toasts(qapp)
+    save(viewer, out / "division.png")
+    viewer.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -153,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         close_toasts(qapp)
         save(viewer, out / "correction.png")
         viewer.close()
+        tracking_screenshots(qapp, out, model, args.model)
     finally:
         if display is not None:
             display.stop()

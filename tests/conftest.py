@@ -78,3 +78,49 @@ def gui_display():
     if _no_display() or os.environ.get("QT_QPA_PLATFORM") == "offscreen":
         pytest.skip("no display for napari's OpenGL canvas: install Xvfb (apt-get install xvfb) and "
                     "pytest-xvfb (pip install -e '.[testing]'), or run under a desktop session")
+
+
+# ------------------------------------------------------------------ GUI fixtures
+@pytest.fixture
+def notes():
+    """Notifications shown during the test, as (severity, message)."""
+    from napari.utils.notifications import notification_manager
+
+    start = len(notification_manager.records)
+    return lambda: [(str(n.severity), n.message) for n in notification_manager.records[start:]]
+
+
+@pytest.fixture
+def slow_model(monkeypatch):
+    """The tiny model, but 0.2 s per propagated frame (so a run can be interrupted mid-way)."""
+    import time
+
+    from napari_sam2.engine.session import TrackingSession
+
+    track_frame = TrackingSession._track_frame
+
+    def slow_track_frame(*args, **kwargs):
+        time.sleep(0.2)
+        return track_frame(*args, **kwargs)
+
+    monkeypatch.setattr(TrackingSession, "_track_frame", slow_track_frame)
+
+
+@pytest.fixture
+def sam2(gui_display, make_napari_viewer, qtbot, tiny_checkpoint, request):
+    """A viewer with a 6-frame time-lapse and the widget with the tiny model loaded. Tests that take
+    ``route`` (indirect parametrisation) run on both routes; the default is the direct one."""
+    from gui_helpers import SIZE, T, idle, open_widget
+    from napari_sam2.sample_data import make_timelapse
+
+    route = getattr(request, "param", "direct")
+    viewer = make_napari_viewer()
+    viewer.add_image(make_timelapse(T, SIZE), name="cells", axis_labels=("t", "y", "x"))
+    widget = open_widget(viewer, route)
+    widget.model_picker.set_source(str(tiny_checkpoint))
+    widget.model_picker.device.setCurrentText("cpu")
+    widget.model_picker.load_button.click()
+    idle(qtbot, widget)
+    assert widget.controller.model is not None
+    yield viewer, widget
+    idle(qtbot, widget)

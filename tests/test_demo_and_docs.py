@@ -87,12 +87,13 @@ def test_screenshot_script(gui_display, tmp_path):
     )
     assert run.returncode == 0, run.stderr[-3000:]
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert pngs == ["box.png", "click.png", "correction.png", "propagate.png"]
+    assert pngs == ["box.png", "click.png", "correction.png", "division.png", "propagate.png", "seeds.png"]
     assert all(0 < (out / p).stat().st_size < 300_000 for p in pngs)
 
 
-@pytest.mark.parametrize("name", ["click", "box", "propagate", "correction"])
-def test_user_guide_screenshots_are_committed(name):
+@pytest.mark.parametrize("name, doc", [("click", "user-guide"), ("box", "user-guide"), ("propagate", "user-guide"),
+                                       ("correction", "user-guide"), ("seeds", "tracking"), ("division", "tracking")])
+def test_screenshots_are_committed(name, doc):
     path = ROOT / "docs" / "images" / f"{name}.png"
     assert path.is_file() and path.stat().st_size < 300_000
-    assert f"images/{name}.png" in (ROOT / "docs" / "user-guide.md").read_text()
+    assert f"images/{name}.png" in (ROOT / "docs" / f"{doc}.md").read_text()

@@ -7,69 +7,9 @@ import time
 import numpy as np
 import pytest
 
+from gui_helpers import SIZE, TIMEOUT, T, idle
 from napari_sam2.engine.session import TrackingSession
 from napari_sam2.sample_data import make_timelapse
-
-T, SIZE = 6, 64
-TIMEOUT = 120_000
-
-
-@pytest.fixture
-def notes():
-    """Notifications shown during the test, as (severity, message)."""
-    from napari.utils.notifications import notification_manager
-
-    start = len(notification_manager.records)
-    return lambda: [(str(n.severity), n.message) for n in notification_manager.records[start:]]
-
-
-@pytest.fixture
-def slow_model(monkeypatch):
-    """The tiny model, but 0.2 s per propagated frame (so a run can be interrupted mid-way)."""
-    track_frame = TrackingSession._track_frame
-
-    def slow_track_frame(*args, **kwargs):
-        time.sleep(0.2)
-        return track_frame(*args, **kwargs)
-
-    monkeypatch.setattr(TrackingSession, "_track_frame", slow_track_frame)
-
-
-def idle(qtbot, widget, timeout=TIMEOUT):
-    qtbot.waitUntil(lambda: not widget.controller.runner.busy, timeout=timeout)
-
-
-WIDGET_NAME = "SAM 2 (click, propagate, correct)"
-
-
-def open_widget(viewer, route: str):
-    """The widget as the demo builds it ("direct") or as Plugins ▸ SAM 2 opens it ("plugin": napari
-    then hands the widget a proxy of the viewer)."""
-    from napari_sam2.gui import Sam2Widget
-
-    if route == "plugin":
-        _dock, widget = viewer.window.add_plugin_dock_widget("napari-sam2", WIDGET_NAME)
-        return widget
-    widget = Sam2Widget(viewer)
-    viewer.window.add_dock_widget(widget, name="SAM 2")
-    return widget
-
-
-@pytest.fixture
-def sam2(gui_display, make_napari_viewer, qtbot, tiny_checkpoint, request):
-    """A viewer with a 6-frame time-lapse and the widget with the tiny model loaded. Tests that take
-    ``route`` (indirect parametrisation) run on both routes; the default is the direct one."""
-    route = getattr(request, "param", "direct")
-    viewer = make_napari_viewer()
-    viewer.add_image(make_timelapse(T, SIZE), name="cells", axis_labels=("t", "y", "x"))
-    widget = open_widget(viewer, route)
-    widget.model_picker.set_source(str(tiny_checkpoint))
-    widget.model_picker.device.setCurrentText("cpu")
-    widget.model_picker.load_button.click()
-    idle(qtbot, widget)
-    assert widget.controller.model is not None
-    yield viewer, widget
-    idle(qtbot, widget)
 
 
 def test_point_segments_current_frame(sam2, qtbot):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from test_widget import SIZE, T, idle, notes, sam2  # noqa: F401 (fixtures)
+from gui_helpers import SIZE, T, idle
 
 
 def seed_image() -> np.ndarray:

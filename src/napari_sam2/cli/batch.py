@@ -434,6 +434,7 @@ def run_batch(manifest: str | Path, outdir: str | Path, *, scheduler: str | None
     if not todo:
         echo(f"Nothing to run: all {len(rows)} rows are done (delete an output to run its row again).")
         return summary
+    environ = dict(os.environ)  # distributed sets OMP_NUM_THREADS=1 etc. in this process for its workers
     client, cluster = _connect(scheduler, int(workers), echo)
     try:
         client.register_plugin(ModelPlugin(model, device, dtype, int(workers)), name=PLUGIN_NAME)
@@ -443,7 +444,19 @@ def run_batch(manifest: str | Path, outdir: str | Path, *, scheduler: str | None
         _collect(client, futures, book, summary, echo)
     finally:
         _disconnect(client, cluster)
+        _restore_environ(environ)
     return summary
+
+
+def _restore_environ(saved: dict[str, str]) -> None:
+    """Undo what starting the cluster changed in ``os.environ``: later child processes of the caller (e.g. a
+    ``napari-sam2 segment`` it starts) must get the caller's thread settings, or their results differ in the
+    last bits from runs with the default number of threads."""
+    for key in [k for k in os.environ if k not in saved]:
+        del os.environ[key]
+    for key, value in saved.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
 
 
 def _connect(scheduler: str | None, workers: int, echo: Callable[[str], None]) -> tuple[Client, Any]:

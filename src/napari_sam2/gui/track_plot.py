@@ -64,6 +64,7 @@ class TrackPlot(QWidget):
         p.end()
 
     def _line(self, p: QPainter, rect: QRectF, points: list[tuple[int, float]], color: QColor) -> None:
+        p.setBrush(Qt.BrushStyle.NoBrush)
         path = QPainterPath()
         previous = None
         for frame, value in sorted(points):

@@ -12,12 +12,14 @@ from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
     QRadioButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -110,16 +112,14 @@ class Sam2Widget(QWidget):
         self.absent_spin = QSpinBox()
         self.absent_spin.setRange(0, 10000)
         self.absent_spin.setSpecialValueText("never")
-        self.absent_spin.setSuffix(" absent frames")
+        self.absent_spin.setSuffix(" absent")
         self.absent_spin.setToolTip("Stop tracking an object in a pass once it was absent on this many frames in a "
                                     "row (saves compute; a later prompt brings it back)")
         prop_box = QGroupBox("Propagate")
         box = QVBoxLayout(prop_box)
         box.addLayout(_row(self.backward_button, self.both_button, self.forward_button))
-        box.addLayout(
-            _row(QLabel("frames"), self.first_spin, QLabel("to"), self.last_spin, self.follow_check)
-        )
-        box.addLayout(_row(QLabel("Stop after"), self.absent_spin))
+        box.addLayout(_row(QLabel("frames"), self.first_spin, QLabel("to"), self.last_spin))
+        box.addLayout(_row(self.follow_check, QLabel("stop after"), self.absent_spin))
         box.addWidget(self.cancel_button)
 
         # tracking
@@ -141,6 +141,8 @@ class Sam2Widget(QWidget):
 
         # files
         self.save_button = QPushButton("Save prompts…")
+        self.save_button.setToolTip("Write what was done (prompts, propagations, corrections) as a JSON file "
+                                    "that replays to these labels")
         self.load_button = QPushButton("Load prompts…")
         self.reset_button = QPushButton("Reset")
         self.reset_button.setToolTip(
@@ -153,7 +155,7 @@ class Sam2Widget(QWidget):
                                              "Challenge format (a folder beside it)")
         files_box = QGroupBox("Files")
         box = QVBoxLayout(files_box)
-        box.addLayout(_row(QLabel("Prompts (JSON):"), self.save_button, self.load_button))
+        box.addLayout(_row(self.save_button, self.load_button))
         box.addLayout(_row(self.export_button, self.export_tracks_button))
 
         self.busy_bar = QProgressBar()
@@ -169,10 +171,10 @@ class Sam2Widget(QWidget):
         self.message_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.message_label.hide()
 
-        # wide enough for napari's dock title "SAM 2 (click, propagate, correct) (napari-sam2)" in full
-        self.setMinimumWidth(max(self.fontMetrics().horizontalAdvance("SAM 2 (click, propagate, correct) "
-                                                                      "(napari-sam2)") + 60, 340))
-        layout = QVBoxLayout(self)
+        # wide enough for the dock's title, "SAM 2 (click, propagate, correct)", in full
+        self.setMinimumWidth(self.fontMetrics().horizontalAdvance("SAM 2 (click, propagate, correct)") + 120)
+        content = QWidget()  # in a scroll area: the dock may be shorter than the widget
+        layout = QVBoxLayout(content)
         for w in (
             image_box,
             model_box,
@@ -188,6 +190,15 @@ class Sam2Widget(QWidget):
         ):
             layout.addWidget(w)
         layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(content)
+        self.scroll = scroll
+        self._fit_width()
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
 
         # wiring
         self._objects_timer = QTimer(self, singleShot=True, interval=0)
@@ -361,6 +372,19 @@ class Sam2Widget(QWidget):
         ctl = self.controller
         if ctl.viewer is not None and ctl.geometry is not None and ctl.image is not None:
             self.track_plot.set_current(ctl.current_frame())
+
+    def _fit_width(self) -> None:
+        """At least as wide as the content (with napari's style, known once shown): nothing is cut off."""
+        need = self.scroll.widget().minimumSizeHint().width() + self.scroll.verticalScrollBar().sizeHint().width()
+        self.setMinimumWidth(max(self.minimumWidth(), need + 8))
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        self._fit_width()
+
+    def show_part(self, part: QWidget) -> None:
+        """Scroll the widget so that ``part`` (e.g. ``track_plot``) is in view."""
+        self.scroll.ensureWidgetVisible(part)
 
     def _export_tracks_clicked(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export SAM 2 tracks", "tracks.csv", "CSV (*.csv)")

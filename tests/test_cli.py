@@ -245,3 +245,20 @@ def test_seeds_from_a_label_file(tmp_path, model, tiny_checkpoint):
     for t in range(T):  # CTC masks hold the same objects (ids kept: no gaps here, or relabelled with links)
         assert (tifffile.imread(tmp_path / "RES" / f"mask{t:03d}.tif") > 0).sum() == (expected[t] > 0).sum()
     assert (tmp_path / "RES" / "res_track.txt").is_file()
+
+
+def test_a_region_is_saved_and_replayed(tmp_path, model, tiny_checkpoint):
+    """A session on a region saves it in the prompt file; segment replays in the same region by itself."""
+    data = stack_data()
+    np.save(tmp_path / "s.npy", data)
+    session = model.open_stack(data, roi=(10, 12, 42, 50))
+    session.set_prompts(1, 1, points=[[21, 25]])
+    list(session.propagate(direction="both"))
+    session.save_prompts(tmp_path / "p.json")
+    expected = session.labels()
+    session.close()
+    out = tmp_path / "s.labels.npy"
+    assert main(["segment", str(tmp_path / "s.npy"), "-p", str(tmp_path / "p.json"), "-o", str(out), "--model",
+                 str(tiny_checkpoint), "--device", "cpu", "--dtype", "float32", "-q"]) == 0
+    np.testing.assert_array_equal(np.load(out), expected)
+    assert not expected[:, :10].any() and not expected[:, 42:].any()

@@ -639,3 +639,58 @@ def test_ctc_export_of_a_division_loads_in_traccuracy(session, tmp_path):
     assert graph.number_of_nodes() == 5 + 2 * (T - 5)
     assert sorted(graph.successors("1_4")) == ["2_5", "3_5"]
     assert [n for n in graph.nodes if graph.out_degree(n) == 2] == ["1_4"]
+
+
+def test_a_region_tracks_like_the_cropped_stack(tiny_model, stack):
+    """open_stack(roi=...) sees only the region, at the model's resolution: its results are those of a
+    session on the cropped stack, placed back into the full frame (prompts in full-frame coordinates)."""
+    r0, c0, r1, c1 = 8, 10, 36, 42
+    region = tiny_model.open_stack(stack, roi=(r0, c0, r1, c1))
+    cropped = tiny_model.open_stack(np.ascontiguousarray(stack[:, r0:r1, c0:c1]))
+    assert region.frame_shape == (H, W) and region.roi == (r0, c0, r1, c1)
+    region.set_prompts(2, 1, points=[[20, 25]], labels=[1])
+    cropped.set_prompts(2, 1, points=[[20 - r0, 25 - c0]], labels=[1])
+    region.set_prompts(2, 2, box=(12, 14, 30, 40))
+    cropped.set_prompts(2, 2, box=(12 - r0, 14 - c0, 30 - r0, 40 - c0))
+    list(region.propagate(direction="both"))
+    list(cropped.propagate(direction="both"))
+    for f in range(T):
+        full = region.frame_labels(f)
+        np.testing.assert_array_equal(full[r0:r1, c0:c1], cropped.frame_labels(f))
+        assert not full[:r0].any() and not full[r1:].any() and not full[:, :c0].any() and not full[:, c1:].any()
+        np.testing.assert_allclose(region.logits(f, 1)[r0:r1, c0:c1], cropped.logits(f, 1), atol=1e-5)
+    with pytest.raises(PromptError, match="region"):
+        region.set_prompts(3, 1, points=[[2, 2]])  # outside the region
+    with pytest.raises(ImageDataError, match="at least 8 x 8"):
+        tiny_model.open_stack(stack, roi=(0, 0, 4, 4))
+    region.close()
+    cropped.close()
+
+
+def test_a_small_region_of_a_large_lazy_stack_reads_only_the_region(tiny_model):
+    """A 2048 x 2048 lazy stack with a 12-pixel cell: a 128 x 128 region around it is what the model sees
+    (at the 128-pixel model frame of the test model: 1 pixel = 1 pixel, where the whole frame would shrink
+    the cell 16-fold); only the region's pixels are ever read."""
+    da = pytest.importorskip("dask.array")
+    read = []
+
+    def frame(block_info=None):
+        t = block_info[None]["chunk-location"][0]
+        rows, cols = block_info[None]["array-location"][1], block_info[None]["array-location"][2]
+        read.append((rows[1] - rows[0]) * (cols[1] - cols[0]))
+        img = np.full((1, rows[1] - rows[0], cols[1] - cols[0]), 1000, np.uint16)
+        yy, xx = np.ogrid[rows[0]:rows[1], cols[0]:cols[1]]
+        img[0][(yy - 1000 - t) ** 2 + (xx - 1500) ** 2 < 36] = 3000
+        return img
+
+    big = da.map_blocks(frame, dtype=np.uint16, chunks=((1,) * 4, (256,) * 8, (256,) * 8))
+    s = tiny_model.open_stack(big, roi=(940, 1440, 1068, 1568))
+    assert s.frame_shape == (2048, 2048) and s.source.frame_hw == (128, 128)
+    s.set_prompts(0, 1, points=[[1000, 1500]])
+    list(s.propagate())
+    labels = s.frame_labels(3)
+    assert labels.shape == (2048, 2048) and not labels[:940].any() and not labels[:, :1440].any()
+    # the 4 chunks around the region per frame read (for the intensity window, then for the model); the
+    # whole frames would be 64 chunks each
+    assert sum(read) <= 2 * 4 * (4 * 256 * 256)
+    s.close()

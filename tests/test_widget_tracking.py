@@ -99,3 +99,24 @@ def test_next_doubtful_frame_and_the_plot(sam2, qtbot):
     qtbot.mouseClick(widget.track_plot, __import__("qtpy").QtCore.Qt.MouseButton.LeftButton,
                      pos=__import__("qtpy").QtCore.QPoint(widget.track_plot.width() - 5, 20))
     assert ctl.current_frame() == T - 1 and widget.track_plot.current == T - 1
+
+
+@pytest.mark.parametrize("sam2", ["direct", "plugin"], indirect=True)
+def test_a_region_rectangle_sets_the_sessions_region(sam2, qtbot):
+    viewer, widget = sam2
+    ctl = widget.controller
+    widget.region_button.click()
+    layer = viewer.layers["SAM2 region"]
+    assert layer.mode == "add_rectangle"
+    layer.add_rectangles(np.array([[0, 10, 12], [0, 10, 52], [0, 50, 52], [0, 50, 12]], float))
+    assert ctl.region.roi == (10, 12, 51, 53)  # pixel edges: the corner pixels are inside
+    assert "region rows 10-50, cols 12-52" in widget.geometry_label.text()
+    viewer.dims.set_point(0, 1)
+    ctl.layers.points.add([[1, 30, 30]])
+    idle(qtbot, widget)
+    assert ctl.session.roi == (10, 12, 51, 53)
+    labels = np.asarray(ctl.layers.labels.data[1])
+    assert not labels[:10].any() and not labels[:, :12].any() and not labels[51:].any()
+    viewer.layers.remove(layer)  # no region: the whole frame again, the prompt is sent to a new session
+    idle(qtbot, widget)
+    assert ctl.region.roi is None and ctl.session.roi is None and 1 in ctl.session.object_ids

@@ -1,7 +1,7 @@
 """``napari-sam2``: segment stacks from a prompt file, run batches, download models, show the setup.
 
     napari-sam2 segment STACK [--prompts FILE] [--seeds LABELS --seed-frame N] -o OUT [--axis t|z|N]
-                        [--plane AXIS=INDEX] [--track-table CSV] [--ctc FOLDER]
+                        [--plane AXIS=INDEX] [--roi R0,C0,R1,C1] [--track-table CSV] [--ctc FOLDER]
                         [--model NAME|PATH] [--device DEV] [--dtype auto|float32|bfloat16|float16]
                         [--overwrite] [--quiet]
     napari-sam2 batch MANIFEST.csv -o OUTDIR [--scheduler ADDRESS] [--workers N] [--format .ome.tif]
@@ -38,6 +38,14 @@ def _plane(text: str) -> tuple[int, int]:
             from None
 
 
+def _roi(text: str) -> tuple[int, int, int, int]:
+    try:
+        r0, c0, r1, c1 = (int(v) for v in text.split(","))
+        return r0, c0, r1, c1
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--roi takes ROW0,COL0,ROW1,COL1 (four integers); got {text!r}") from None
+
+
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="sam2.1_hiera_tiny",
                    help="checkpoint name (downloaded once) or .pt file (default: sam2.1_hiera_tiny)")
@@ -69,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--plane", type=_plane, action="append", default=[], metavar="AXIS=INDEX",
                      help="hold an extra axis of a 4-D/5-D stack at INDEX (repeatable)")
     _model_options(seg)
+    seg.add_argument("--roi", type=_roi, default=None, metavar="R0,C0,R1,C1",
+                     help="track only in this region of the frames, at the model's full resolution (small objects "
+                          "in large frames; default: the region the prompt file was saved with)")
     seg.add_argument("--track-table", type=Path, default=None, metavar="CSV",
                      help="also write presence, IoU, area and centroid of every object on every frame")
     seg.add_argument("--ctc", type=Path, default=None, metavar="FOLDER",
@@ -119,7 +130,8 @@ def _segment(a) -> int:
     try:
         result = segment_file(a.stack, a.prompts, a.output, model=a.model, device=a.device, dtype=a.dtype,
                               axis=a.axis, planes=dict(a.plane), seeds=a.seeds, seed_frame=a.seed_frame,
-                              track_table=a.track_table, ctc=a.ctc, overwrite=a.overwrite, on_frame=on_frame)
+                              track_table=a.track_table, ctc=a.ctc, roi=a.roi, overwrite=a.overwrite,
+                              on_frame=on_frame)
     finally:
         if bar is not None:
             bar.close()

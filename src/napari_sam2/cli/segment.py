@@ -112,7 +112,8 @@ def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Pa
                  device=None, dtype=None, axis: str | int | None = None, planes: dict[int, int] | None = None,
                  seeds: str | Path | None = None, seed_frame: int = 0, overwrite: bool = False,
                  on_frame: Callable[[int, int], None] | None = None, workdir=None,
-                 track_table: str | Path | None = None, ctc: str | Path | None = None) -> SegmentResult:
+                 track_table: str | Path | None = None, ctc: str | Path | None = None,
+                 roi: tuple[int, int, int, int] | None = None) -> SegmentResult:
     """Replay ``prompts`` on ``stack`` and write the label image to ``output`` (format by extension).
 
     Args:
@@ -131,6 +132,8 @@ def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Pa
         workdir: folder for the session's temporary files.
         track_table: also write the per-(object, frame) table (presence, IoU, area, centroid) as CSV.
         ctc: also write the tracks in the Cell Tracking Challenge format into this folder.
+        roi: (row0, col0, row1, col1): track in this region at the model's full resolution; default: the
+            region the prompt file was saved with, if any.
 
     If the prompt file recorded no propagation, the objects are propagated through the whole stack
     (both directions from the first prompted frame). Raises napari-sam2's errors (``PromptError``,
@@ -161,7 +164,10 @@ def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Pa
             from ..loading import load_model
 
             model = load_model(model, device=device, dtype=dtype)
-        session = model.open_stack(source.data, geometry=geometry, workdir=workdir)
+        if roi is None and annotation is not None and annotation.stack:
+            roi = annotation.stack.get("roi")
+        session = model.open_stack(source.data, geometry=geometry, workdir=workdir,
+                                   roi=None if roi is None else tuple(roi))
         try:
             history = [] if annotation is None else annotation.history
             total = sum(r.frames for r in history if isinstance(r, PropagationRun))

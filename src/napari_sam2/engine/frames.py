@@ -22,6 +22,22 @@ from .transforms import normalize
 WINDOW_SAMPLE_FRAMES = 16
 
 
+def check_roi(roi, frame_hw: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A region (row0, col0, row1, col1) as integers inside an (H, W) frame, with at least 8 x 8 pixels."""
+    try:
+        r0, c0, r1, c1 = (int(round(float(v))) for v in roi)
+    except (TypeError, ValueError):
+        raise ImageDataError(f"roi must be (row0, col0, row1, col1); got {roi!r}.") from None
+    h, w = frame_hw
+    r0, r1 = sorted((r0, r1))
+    c0, c1 = sorted((c0, c1))
+    r0, c0, r1, c1 = max(r0, 0), max(c0, 0), min(r1, h), min(c1, w)
+    if r1 - r0 < 8 or c1 - c0 < 8:
+        raise ImageDataError(f"The region {tuple(roi)} leaves {max(r1 - r0, 0)} x {max(c1 - c0, 0)} pixels of the "
+                             f"{h} x {w} frame; draw a region of at least 8 x 8 pixels inside the frame.")
+    return r0, c0, r1, c1
+
+
 class FrameSource:
     """The frames of ``stack`` as (H, W, C) arrays, where its :class:`~.geometry.StackGeometry` says.
 
@@ -33,6 +49,8 @@ class FrameSource:
         contrast_limits: (low, high) intensity window for non-uint8 data;
             ``None`` computes robust percentiles once for the whole stack.
         geometry: an already resolved geometry instead of ``axis``, ``channel_axis``, ``fixed``.
+        roi: (row0, col0, row1, col1): read only this region of every frame (rows row0 ... row1 - 1);
+            :attr:`frame_hw` is then the region's size.
     """
 
     def __init__(
@@ -45,6 +63,7 @@ class FrameSource:
         percentiles: tuple[float, float] = DEFAULT_PERCENTILES,
         *,
         geometry: StackGeometry | None = None,
+        roi: tuple[int, int, int, int] | None = None,
     ) -> None:
         if isinstance(stack, (list, tuple)):
             shapes = [np.shape(f) for f in stack]
@@ -66,7 +85,9 @@ class FrameSource:
                                  f"has shape {shape}.")
         self.geometry = geometry
         self.num_frames = geometry.num_frames
-        self.frame_hw = geometry.frame_hw
+        self.roi = None if roi is None else check_roi(roi, geometry.frame_hw)
+        self.frame_hw = geometry.frame_hw if self.roi is None else (self.roi[2] - self.roi[0],
+                                                                     self.roi[3] - self.roi[1])
         self.dtype = np.dtype(stack.dtype)
         self._contrast_limits = contrast_limits
         self._percentiles = percentiles
@@ -79,7 +100,12 @@ class FrameSource:
         """Frame ``index`` as an (H, W, C) numpy array (C = 1 without a channel axis)."""
         if not 0 <= index < self.num_frames:
             raise IndexError(f"frame {index} is outside the stack (0 ... {self.num_frames - 1}).")
-        frame = self.geometry.to_frame_array(np.asarray(self.stack[self.geometry.stack_index(index)]))
+        key = list(self.geometry.stack_index(index))
+        if self.roi is not None:  # read only the region (a lazy stack reads only its chunks)
+            r0, c0, r1, c1 = self.roi
+            rows, cols = self.geometry.spatial_axes
+            key[rows], key[cols] = slice(r0, r1), slice(c0, c1)
+        frame = self.geometry.to_frame_array(np.asarray(self.stack[tuple(key)]))
         if frame.dtype == bool:
             frame = frame.astype(np.uint8) * 255
         return frame

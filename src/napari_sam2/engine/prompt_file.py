@@ -12,7 +12,7 @@ happened, so that replaying it gives the saved session's labels bit for bit
     {
       "format": "napari-sam2 prompts", "version": 2,
       "frame_shape": [512, 512], "num_frames": 40, "axis": 0,
-      "stack": {"shape": [40, 512, 512], "axis": 0, "channel_axis": null, "fixed": {}},
+      "stack": {"shape": [40, 512, 512], "axis": 0, "channel_axis": null, "fixed": {}, "roi": [0, 0, 256, 256]},
       "model": {"name": "sam2.1_hiera_tiny", "precision": "float32"},
       "objects": [{"id": 1, "name": "cell A", "prompts": [{"frame": 3, "points": [[120.0, 85.5]],
                    "labels": [1], "box": null, "mask": null}]}],
@@ -31,7 +31,8 @@ happened, so that replaying it gives the saved session's labels bit for bit
 
 Coordinates are (row, col) pixels of the frame; a box is (row0, col0, row1,
 col1); a mask is run-length encoded in row-major order, starting with a run
-of zeros (``rle`` alternates zero and one counts). ``objects`` lists every
+of zeros (``rle`` alternates zero and one counts). ``stack.roi`` (optional)
+is the region the session tracked in. ``objects`` lists every
 object with its name and final prompts; ``model`` says what made the
 results (replaying with another model, device or precision gives other
 numbers).
@@ -130,6 +131,10 @@ class Annotation:
     def replay(self, session, on_frame: Callable[[int], None] | None = None) -> None:
         """Do the recorded work again on ``session`` (see :func:`~.history.replay`); checks the stack first."""
         check_fits(self, session.frame_shape, session.num_frames)
+        saved = tuple((self.stack or {}).get("roi") or ()) or None
+        if saved != session.roi:
+            raise PromptError(f"The prompt file was made on the region {saved} of the frames, this session tracks "
+                              f"{session.roi or 'the whole frame'}: open the stack with roi={saved} to replay it.")
         replay(session, self.history, on_frame)
 
 
@@ -205,7 +210,10 @@ def session_annotation(session, names: dict[int, str] | None = None, model: dict
     if model is None:
         seg = session.segmenter
         model = {"name": seg.variant, "precision": seg.precision, "device": str(seg.device)}
-    return Annotation(geo.frame_hw, geo.num_frames, geo.axis, geo.as_json(), names, list(session.history), model)
+    stack = geo.as_json()
+    if session.roi is not None:
+        stack["roi"] = list(session.roi)
+    return Annotation(geo.frame_hw, geo.num_frames, geo.axis, stack, names, list(session.history), model)
 
 
 def save_prompts(path: str | Path, objects: list[ObjectPrompts], frame_shape: tuple[int, int], num_frames: int,

@@ -125,6 +125,7 @@ class Segmenter:
         workdir=None,
         embedding_store=None,
         geometry: StackGeometry | None = None,
+        roi: tuple[int, int, int, int] | None = None,
     ) -> TrackingSession:
         """Start tracking objects through ``stack`` along ``axis``.
 
@@ -144,12 +145,14 @@ class Segmenter:
                 on disk, so a later session on the same stack skips the encoder.
             geometry: a resolved :class:`~napari_sam2.engine.geometry.StackGeometry` instead of
                 ``axis``, ``channel_axis`` and ``fixed`` (the widget passes the one it shows).
+            roi: (row0, col0, row1, col1): track in this region only, at the model's full resolution
+                (small objects in large frames); prompts and results stay in full-frame coordinates.
 
         Returns:
             A :class:`~napari_sam2.engine.session.TrackingSession`.
         """
         source = FrameSource(stack, axis=axis, channel_axis=channel_axis, fixed=fixed,
-                             contrast_limits=contrast_limits, geometry=geometry)
+                             contrast_limits=contrast_limits, geometry=geometry, roi=roi)
         return TrackingSession(self, source, cache_bytes=cache_bytes, workdir=workdir,
                                embedding_store=embedding_store)
 

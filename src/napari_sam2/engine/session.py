@@ -82,7 +82,32 @@ class TrackingSession:
 
     @property
     def frame_shape(self) -> tuple[int, int]:
-        return self.source.frame_hw
+        """(rows, cols) of a frame: prompts and results are in these coordinates (also with a ``roi``)."""
+        return self.geometry.frame_hw
+
+    @property
+    def roi(self) -> tuple[int, int, int, int] | None:
+        """The region (row0, col0, row1, col1) the model sees, or None for the whole frame."""
+        return self.source.roi
+
+    def _in_roi(self, prompts: Prompts) -> Prompts:
+        """``prompts`` (full-frame coordinates) in the region's coordinates, for the model."""
+        if self.roi is None:
+            return prompts
+        r0, c0, r1, c1 = self.roi
+        pts = prompts.points - np.array([r0, c0], np.float32) if len(prompts.points) else None
+        box = None
+        if prompts.box is not None:
+            b = prompts.box
+            box = np.clip(b - np.array([r0, c0, r0, c0], np.float32), -0.5,
+                          np.array([r1 - r0, c1 - c0, r1 - r0, c1 - c0], np.float32) - 0.5)
+        mask = None if prompts.mask is None else np.asarray(prompts.mask)[r0:r1, c0:c1]
+        try:
+            return make_prompts(self.source.frame_hw, pts, prompts.labels if pts is not None else None, box, mask,
+                                allow_empty=True)
+        except PromptError as exc:
+            raise PromptError(f"{exc} (The session tracks in the region (row0, col0, row1, col1) = {self.roi}; "
+                              f"prompts must lie inside it.)") from None
 
     @property
     def object_ids(self) -> list[int]:
@@ -162,7 +187,7 @@ class TrackingSession:
             "image_size": net.cfg.image_size,
             "dtype": str(net.compute_dtype), "stack_shape": list(src.stack.shape), "stack_dtype": str(src.dtype),
             "axis": src.geometry.axis, "fixed": {str(k): v for k, v in src.geometry.fixed.items()},
-            "channel_axis": src.geometry.channel_axis,
+            "channel_axis": src.geometry.channel_axis, "roi": None if src.roi is None else list(src.roi),
             "window": None if win.is_uint8 else [list(win.low), list(win.high)],
         }
 
@@ -222,6 +247,7 @@ class TrackingSession:
         elif prompts.hw != self.frame_shape:
             raise PromptError(f"These prompts were made for {prompts.hw} frames; this stack's frames are "
                               f"{self.frame_shape}.")
+        self._in_roi(prompts)  # outside the region: refused before anything changes
         emb = self.embedding(frame)  # may raise on bad pixel data: nothing changed yet
         track = self._objects.get(obj_id) or ObjectTrack()
         with torch.inference_mode():
@@ -247,6 +273,7 @@ class TrackingSession:
         net = self.net
         is_init = frame not in track.tracked
         reverse = track.tracked.get(frame, False)
+        prompts = self._in_roi(prompts)
         if prompts.mask is not None and prompts.n_clicks == 0:
             heads = tracker.mask_as_output(net, emb, self._model_masks([prompts.mask]))
         else:
@@ -257,7 +284,7 @@ class TrackingSession:
             else:
                 prev = track.latest(frame)
                 mask_in = None if prev is None else self._lowres(obj_id, prev, frame).clamp(-32.0, 32.0)
-            pts = prompts.model_points(self.frame_shape, net.cfg.image_size, net.device)
+            pts = prompts.model_points(self.source.frame_hw, net.cfg.image_size, net.device)
             multimask = prompts.n_clicks <= 1
             heads = tracker.sam_heads(net, feats, emb.high_res, pts, mask_in, multimask)
         return FrameOutput(heads.lowres, heads.obj_ptr, heads.object_score, None, from_prompt=True, iou=heads.iou)
@@ -284,7 +311,8 @@ class TrackingSession:
         with torch.inference_mode():
             for i in range(0, len(ids), max(1, int(batch))):
                 chunk = ids[i:i + batch]
-                heads = tracker.mask_as_output(self.net, emb, self._model_masks([checked[o].mask for o in chunk]))
+                heads = tracker.mask_as_output(self.net, emb, self._model_masks(
+                    [self._in_roi(checked[o]).mask for o in chunk]))
                 for j, oid in enumerate(chunk):
                     row = slice(j, j + 1)
                     outs[oid] = FrameOutput(heads.lowres[row].clone(), heads.obj_ptr[row].clone(),
@@ -615,7 +643,15 @@ class TrackingSession:
 
     # ---------------------------------------------------------------- results
     def _to_frame(self, lowres: torch.Tensor) -> np.ndarray:
-        return upscale_logits(lowres, self.frame_shape)[0, 0].cpu().numpy()
+        """(H, W) float32 logits of the frame from (1, 1, s, s) low-resolution logits (outside a region:
+        -1024, far from any mask)."""
+        logits = upscale_logits(lowres, self.source.frame_hw)[0, 0].cpu().numpy()
+        if self.roi is None:
+            return logits
+        r0, c0, r1, c1 = self.roi
+        full = np.full(self.frame_shape, -1024.0, np.float32)
+        full[r0:r1, c0:c1] = logits
+        return full
 
     def _frame_logits(self, obj_id: int, out: FrameOutput, frame: int) -> np.ndarray:
         """(H, W) float32 logits of an output at the frame's resolution."""

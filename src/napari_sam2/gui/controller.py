@@ -14,7 +14,8 @@ The controller is composed of parts, each owning its state:
 * :class:`~.propagation.Propagation` (``propagation``): runs, progress bar, cancel and resume;
 * :class:`~.prompt_io.PromptFiles` (``files``): save / load prompt files;
 * :class:`~.lifecycle.Lifecycle` (``lifecycle``): layers deleted under the widget, shutdown;
-* :class:`~.tracking.Tracking` (``tracking``): seeds from labels, divisions, track table, doubtful frames.
+* :class:`~.tracking.Tracking` (``tracking``): seeds from labels, divisions, track table, doubtful frames;
+* :class:`~.region.Region` (``region``): the region to track in (the "SAM2 region" layer).
 
 Parts talk to each other only through the controller's public attributes and
 methods (``viewer``, ``layers``, ``runner``, ``image``, ``geometry``,
@@ -39,6 +40,7 @@ from .lifecycle import Lifecycle
 from .notify import report_error
 from .prompt_io import PromptFiles
 from .propagation import Propagation
+from .region import Region
 from .stack import axis_names, current_position, layer_data, layer_geometry
 from .sync import PromptSync
 from .tracking import Tracking
@@ -80,6 +82,7 @@ class Sam2Controller(QObject):
         self.files = PromptFiles(self)
         self.lifecycle = Lifecycle(self)
         self.tracking = Tracking(self)
+        self.region = Region(self)
         viewer.layers.events.removed.connect(self.lifecycle.layer_removed)
         viewer.dims.events.current_step.connect(self._view_moved)
 
@@ -206,7 +209,8 @@ class Sam2Controller(QObject):
     def get_session(self):
         """The tracking session, opened on first use (None while no model is loaded)."""
         if self.session is None and self.model is not None and self.geometry is not None:
-            self.session = self.model.open_stack(layer_data(self.image), geometry=self.geometry)
+            self.session = self.model.open_stack(layer_data(self.image), geometry=self.geometry,
+                                                 roi=self.region.roi)
         return self.session
 
     def _drop_session(self) -> None:
@@ -263,7 +267,7 @@ class Sam2Controller(QObject):
             self.layers.clear_labels(self.geometry)
         self.sync_state.keep_masks_for(self.geometry)
         self.layers.set_defaults(self.current_obj, self.positive)
-        self.geometry_changed.emit(self.geometry.describe(axis_names(self.image)))
+        self.geometry_changed.emit(self.geometry.describe(axis_names(self.image)) + self.region.describe())
         self.sync()
 
     # -------------------------------------------------------------- prompts

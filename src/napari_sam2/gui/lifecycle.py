@@ -34,6 +34,8 @@ class Lifecycle:
         """A layer left the viewer: the image (close its session) or one of the widget's layers."""
         host = self.host
         layer = event.value
+        if host.region.forget(layer):
+            return
         if same_layer(layer, host.image):
             self.notify_later(
                 show_warning,
@@ -79,6 +81,8 @@ class Lifecycle:
                     layer.bind_key("t", None)
             if host.layers.points is not None:
                 host.layers.points.bind_key("f", None)
+            if host.region.layer is not None:
+                host.region.layer.events.data.disconnect(host.region.edited)
         except (RuntimeError, AttributeError, KeyError, ValueError):
             log.debug("napari-sam2: disconnecting during shutdown", exc_info=True)
         host.viewer = host.image = None

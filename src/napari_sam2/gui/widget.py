@@ -132,11 +132,14 @@ class Sam2Widget(QWidget):
         self.doubt_button = QPushButton("Next doubtful frame")
         self.doubt_button.setToolTip("Go to the next frame where the selected object vanished, jumped in size or "
                                      "lost confidence")
+        self.region_button = QPushButton("Region…")
+        self.region_button.setToolTip("Track in a rectangle of the frames, at full resolution (small objects in "
+                                      "large frames)")
         self.track_plot = TrackPlot()
         track_box = QGroupBox("Tracking")
         box = QVBoxLayout(track_box)
         box.addLayout(_row(self.seed_combo, self.seed_button))
-        box.addLayout(_row(self.divide_button, self.doubt_button))
+        box.addLayout(_row(self.divide_button, self.doubt_button, self.region_button))
         box.addWidget(self.track_plot)
 
         # files
@@ -229,6 +232,7 @@ class Sam2Widget(QWidget):
             lambda n: setattr(ctl.tracking, "stop_absent_after", int(n) or None))
         self.seed_button.clicked.connect(self._seed_clicked)
         self.divide_button.clicked.connect(lambda: ctl.tracking.divide())
+        self.region_button.clicked.connect(lambda: ctl.region.start())
         self.doubt_button.clicked.connect(lambda: ctl.tracking.next_doubt())
         self.track_plot.frame_clicked.connect(ctl.go_to_frame)
         ctl.table_changed.connect(self._show_plot)

@@ -550,3 +550,36 @@ def test_export_labels_writes_ome_files(sam2, qtbot, tmp_path, notes, suffix):
         from ome_zarr.reader import Reader
 
         np.testing.assert_array_equal(np.asarray(list(Reader(parse_url(str(path)))())[0].data[0]), expected)
+
+
+def test_a_prompt_file_saved_in_the_widget_replays_on_the_command_line(sam2, qtbot, tmp_path, tiny_checkpoint):
+    """Clicks, a propagation, a correction and another propagation in the widget; Save prompts…; then
+    `napari-sam2 segment` on the same pixels gives the labels layer's labels exactly."""
+    from napari_sam2.cli.main import main
+
+    viewer, widget = sam2
+    ctl = widget.controller
+    viewer.dims.set_point(0, 1)
+    ctl.layers.points.add([[1, 20, 20]])
+    ctl.add_object()
+    ctl.layers.shapes.add_rectangles(np.array([[1, 30, 30], [1, 30, 55], [1, 55, 55], [1, 55, 30]]))
+    idle(qtbot, widget)
+    widget.both_button.click()
+    idle(qtbot, widget)
+    ctl.select_object(1)
+    ctl.set_positive(False)
+    viewer.dims.set_point(0, 3)
+    ctl.layers.points.add([[3, 26, 30]])  # a correction
+    idle(qtbot, widget)
+    widget.first_spin.setValue(3)
+    widget.forward_button.click()
+    idle(qtbot, widget)
+    expected = np.array(ctl.layers.labels.data)
+    ctl.save_prompts(tmp_path / "widget.json")
+    idle(qtbot, widget)
+    np.save(tmp_path / "cells.npy", np.asarray(viewer.layers["cells"].data))
+    out = tmp_path / "cells.labels.npy"
+    precision = str(ctl.model.dtype).removeprefix("torch.")  # the widget's model: auto precision
+    assert main(["segment", str(tmp_path / "cells.npy"), "-p", str(tmp_path / "widget.json"), "-o", str(out),
+                 "--model", str(tiny_checkpoint), "--device", "cpu", "--dtype", precision, "-q"]) == 0
+    np.testing.assert_array_equal(np.load(out), expected)

@@ -300,20 +300,8 @@ def test_output_names(stack, fmt, name):
 def test_docs_batch_example_runs(tiny_checkpoint, tmp_path, monkeypatch):
     """docs/batch.md's "Try it on this machine": its Python block, then its console commands (a LocalCluster of
     2 worker processes; the tiny random-weight checkpoint stands in for sam2.1_hiera_tiny)."""
-    import re
-    import shlex
-    import subprocess
-    import sys
+    from doc_helpers import run_doc_example
 
-    text = (Path(__file__).resolve().parents[1] / "docs" / "batch.md").read_text()
-    code = re.findall(r"```python\n(.*?)```", text, re.S)[0]
-    commands = [c for c in re.findall(r"```console\n(.*?)```", text, re.S)[0].splitlines() if c.strip()]
-    monkeypatch.chdir(tmp_path)
-    exec(compile(code.replace('"sam2.1_hiera_tiny"', repr(str(tiny_checkpoint))), "docs/batch.md", "exec"), {})
-    exe = {"napari-sam2": str(Path(sys.executable).parent / "napari-sam2"), "python": sys.executable}
-    for line in commands:
-        args = [str(tiny_checkpoint) if a == "sam2.1_hiera_tiny" else a for a in shlex.split(line)]
-        proc = subprocess.run([exe.get(args[0], args[0]), *args[1:]], capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, (line, proc.stderr[-2000:])
+    run_doc_example("batch.md", tiny_checkpoint, tmp_path, monkeypatch)
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [
         "movie0.labels.ome.tif", "movie1.labels.ome.tif", "movie2.labels.ome.tif", "status.csv"]

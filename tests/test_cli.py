@@ -201,20 +201,9 @@ def test_console_script_and_demo_headless(tiny_checkpoint):
 def test_docs_cli_example_runs(tiny_checkpoint, tmp_path, monkeypatch):
     """docs/cli.md's "Try it": its Python block, then every command of its console block, in a fresh folder
     (the tiny random-weight checkpoint stands in for sam2.1_hiera_tiny)."""
-    import re
-    import shlex
+    from doc_helpers import run_doc_example
 
-    text = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
-    code = re.findall(r"```python\n(.*?)```", text, re.S)[0]
-    commands = [c for c in re.findall(r"```console\n(.*?)```", text, re.S)[0].splitlines() if c.strip()]
-    assert len(commands) == 3
-    monkeypatch.chdir(tmp_path)
-    exec(compile(code.replace('"sam2.1_hiera_tiny"', repr(str(tiny_checkpoint))), "docs/cli.md", "exec"), {})
-    exe = {"napari-sam2": str(Path(sys.executable).parent / "napari-sam2"), "python": sys.executable}
-    for line in commands:
-        args = [str(tiny_checkpoint) if a == "sam2.1_hiera_tiny" else a for a in shlex.split(line)]
-        proc = subprocess.run([exe.get(args[0], args[0]), *args[1:]], capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, (line, proc.stderr[-2000:])
+    assert len(run_doc_example("cli.md", tiny_checkpoint, tmp_path, monkeypatch)) == 3
     assert (tmp_path / "cells.labels.ome.zarr").is_dir()
 
 

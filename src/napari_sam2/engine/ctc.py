@@ -43,8 +43,6 @@ parent's last node to each child's first node.
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +53,7 @@ import tifffile
 import zarr
 
 from ..errors import OutputError
+from .atomic import move_into_place, remove, sibling
 
 #: Name of the track file in a CTC result folder.
 TRACK_FILE = "res_track.txt"
@@ -138,16 +137,16 @@ def write_ctc(
     _check_lineage(runs, lineage)
     relabelled = _segment_labels(runs)
     tracks = _tracks(runs, relabelled, lineage)
-    tmp = _sibling(folder, "partial")
+    tmp = sibling(folder, "partial")
     try:
         tmp.mkdir()
         _write_masks(tmp, labels, shape, _segment_starts(runs, relabelled), counter, compression)
         _write_track_file(tmp / TRACK_FILE, tracks)
         if not overwrite and _is_occupied(folder):  # filled while we were writing
             raise OutputError(f"{folder} exists and is not empty; pass overwrite=True to replace it.")
-        _move_into_place(tmp, folder)
+        move_into_place(tmp, folder)
     except BaseException:
-        _remove(tmp)
+        remove(tmp)
         raise
     return CtcSummary(folder=folder, tracks=tracks, relabelled=relabelled)
 
@@ -411,14 +410,14 @@ def write_geff(
         graph.add_frame(t, _read_frame(labels, t, shape))
         counter.advance()
     _check_lineage(graph.runs, lineage)
-    tmp = _sibling(path, "partial")
+    tmp = sibling(path, "partial")
     try:
         _write_geff_group(tmp, graph, lineage)
         if not overwrite and _is_occupied(path):  # filled while we were writing
             raise OutputError(f"{path} exists and is not empty; pass overwrite=True to replace it.")
-        _move_into_place(tmp, path)
+        move_into_place(tmp, path)
     except BaseException:
-        _remove(tmp)
+        remove(tmp)
         raise
     return path
 
@@ -542,40 +541,3 @@ def _geff_metadata(space: tuple[str, ...], props: dict[str, tuple[np.ndarray, st
         "edge_props_metadata": {},
         "track_node_props": {"lineage": "lineage_id"},
     }
-
-
-# --- paths ----------------------------------------------------------------------------------------------
-
-
-def _sibling(folder: Path, tag: str) -> Path:
-    """An unused hidden name next to ``folder``: ``.<name>.<tag>-<random>``."""
-    while True:
-        candidate = folder.with_name(f".{folder.name}.{tag}-{secrets.token_hex(4)}")
-        if not os.path.lexists(candidate):
-            return candidate
-
-
-def _move_into_place(tmp: Path, folder: Path) -> None:
-    """Rename the complete ``tmp`` to ``folder``; an existing ``folder`` is set aside first and removed last."""
-    if not os.path.lexists(folder):
-        os.replace(tmp, folder)
-        return
-    backup = _sibling(folder, "old")
-    os.replace(folder, backup)
-    try:
-        os.replace(tmp, folder)
-    except BaseException:
-        os.replace(backup, folder)
-        raise
-    _remove(backup)
-
-
-def _remove(path: Path) -> None:
-    """Delete a file or folder if it is there; never raises (used while cleaning up)."""
-    try:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        elif os.path.lexists(path):
-            path.unlink()
-    except OSError:
-        pass

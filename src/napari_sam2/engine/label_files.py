@@ -28,8 +28,6 @@ plane is checked to fit) and bool labels as uint8. Other integer dtypes are writ
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +37,7 @@ import tifffile
 import zarr
 
 from ..errors import OutputError
+from .atomic import move_into_place, remove, sibling
 
 #: Output extensions :func:`write_labels` understands (matched case-insensitively, longest match wins).
 LABEL_FORMATS = (".ome.tif", ".ome.tiff", ".ome.zarr", ".zarr", ".tif", ".tiff", ".npy")
@@ -109,14 +108,14 @@ def write_labels(
     if dtype.kind not in "biu":
         raise ValueError(f"Labels must have an integer or bool dtype, not {dtype}; convert them, e.g. to uint32.")
     _check_target(path, overwrite)
-    tmp = _sibling(path, fmt, "partial")
+    tmp = sibling(path, "partial", fmt)
     try:
         _WRITERS[fmt](tmp, labels, axes, _Counter(progress, _plane_count(labels.shape)), name)
         if not overwrite and os.path.lexists(path):  # appeared while we were writing
             raise OutputError(f"{path} exists; pass overwrite=True (--overwrite) to replace it.")
-        _move_into_place(tmp, path)
+        move_into_place(tmp, path, fmt)
     except BaseException:
-        _remove(tmp)
+        remove(tmp)
         raise
     return path
 
@@ -146,41 +145,6 @@ def _check_target(path: Path, overwrite: bool) -> None:
         raise OutputError(f"The folder {path.parent} does not exist; create it or choose another output path.")
     if os.path.lexists(path) and not overwrite:
         raise OutputError(f"{path} exists; pass overwrite=True (--overwrite) to replace it.")
-
-
-def _sibling(path: Path, fmt: str, tag: str) -> Path:
-    """An unused hidden name next to ``path`` with the same extension: ``.<stem>.<tag>-<random><ext>``."""
-    stem, ext = path.name[: -len(fmt)], path.name[-len(fmt) :]
-    while True:
-        candidate = path.with_name(f".{stem}.{tag}-{secrets.token_hex(4)}{ext}")
-        if not os.path.lexists(candidate):
-            return candidate
-
-
-def _move_into_place(tmp: Path, path: Path) -> None:
-    """Rename the complete ``tmp`` to ``path``; an existing ``path`` is set aside first and removed last."""
-    if not os.path.lexists(path) or (tmp.is_file() and not path.is_dir()):
-        os.replace(tmp, path)  # atomic for files, and for a folder when nothing is in the way
-        return
-    backup = _sibling(path, label_format(path), "old")
-    os.replace(path, backup)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        os.replace(backup, path)
-        raise
-    _remove(backup)
-
-
-def _remove(path: Path) -> None:
-    """Delete a file or folder if it is there; never raises (used while cleaning up)."""
-    try:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        elif os.path.lexists(path):
-            path.unlink()
-    except OSError:
-        pass
 
 
 # --- planes ---------------------------------------------------------------------------------------------

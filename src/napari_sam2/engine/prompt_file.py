@@ -41,8 +41,6 @@ numbers).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import PromptError
+from .atomic import write_text
 from .history import (
     ClearPrompts,
     PropagationRun,
@@ -185,15 +184,7 @@ def write_annotation(path: str | Path, annotation: Annotation) -> Path:
         ],
         "history": [_record_to_json(r) for r in annotation.history],
     }
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    path = write_text(path, json.dumps(doc, indent=1))
     return path
 
 

@@ -10,14 +10,15 @@ rows as CSV.
 from __future__ import annotations
 
 import csv
+import io
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import write_text
 
 COLUMNS = ("frame", "obj_id", "present_score", "present_logit", "iou", "area", "centroid_row", "centroid_col",
            "prompted")
@@ -36,17 +37,11 @@ def mask_stats(mask: np.ndarray) -> tuple[int, float, float]:
 
 def write_track_table(path: str | Path, rows: Iterable[dict]) -> Path:
     """Write track-table rows as CSV (the columns of :data:`COLUMNS`), atomically."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, COLUMNS, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    path = write_text(path, buffer.getvalue())
     return path
 
 

@@ -11,6 +11,7 @@ or overwritten.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -71,3 +72,27 @@ class DiskEmbeddingCache:
             self._group[name][frame : frame + 1] = t.detach().float().cpu().numpy()  # exact for fp32/bf16/fp16
         self._group["done"][frame] = True
         self.writes += 1
+
+
+def stack_signature(source, net) -> dict:
+    """What the embeddings of a stack depend on: every weight of ``net``, the pixels of up to 16 evenly spaced
+    frames, the model frame size and precision, and where the frames are (another checkpoint, another movie of
+    the same shape or another region never matches)."""
+    weights = hashlib.sha256()
+    for name, t in sorted(net.state_dict().items()):
+        weights.update(name.encode())
+        weights.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    pixels = hashlib.sha256()
+    picks = np.unique(np.linspace(0, source.num_frames - 1, min(16, source.num_frames)).astype(int))
+    for i in picks:
+        pixels.update(np.ascontiguousarray(source.read(int(i))).tobytes())
+    win = source.window
+    geo = source.geometry
+    return {
+        "model": net.cfg.name, "weights": weights.hexdigest()[:16], "pixels": pixels.hexdigest()[:16],
+        "image_size": net.cfg.image_size,
+        "dtype": str(net.compute_dtype), "stack_shape": list(source.stack.shape), "stack_dtype": str(source.dtype),
+        "axis": geo.axis, "fixed": {str(k): v for k, v in geo.fixed.items()}, "channel_axis": geo.channel_axis,
+        "roi": None if source.roi is None else list(source.roi),
+        "window": None if win.is_uint8 else [list(win.low), list(win.high)],
+    }

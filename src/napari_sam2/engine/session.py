@@ -9,7 +9,6 @@ shared. See docs/engine.md.
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -22,13 +21,15 @@ from ..errors import PromptError, SessionClosedError
 from ..model import tracker
 from ..model.sam2 import ImageEmbedding
 from .cache import ByteBudgetLRU
-from .disk_cache import DiskEmbeddingCache
+from .disk_cache import DiskEmbeddingCache, stack_signature
 from .frames import FrameSource
 from .geometry import StackGeometry
 from .heap import release_free_memory
 from .history import ClearPrompts, PropagationRun, Record, RemoveObject, SetMasks, SetParent, SetPrompts
 from .labels import LABEL_DTYPES, LabelOutput, label_dtype_for
+from .lineage import Lineage
 from .prompts import Prompts, make_prompts
+from .region import place_in_frame, prompts_in_region
 from .spill import EmbeddingSpill
 from .store import LogitStore
 from .track_table import mask_stats
@@ -57,7 +58,7 @@ class TrackingSession:
         self.spill = EmbeddingSpill(self._store.folder / "embeddings")
         self.embeddings: ByteBudgetLRU[ImageEmbedding] = ByteBudgetLRU(cache_bytes, on_evict=self.spill.put)
         self._objects: dict[int, ObjectTrack] = {}
-        self._parents: dict[int, int] = {}  # daughter -> parent (divisions)
+        self._lineage = Lineage()  # divisions
         #: Every call that changed the results, in order (see :mod:`.history`): replaying it on a new
         #: session of the same stack and model gives the same results, bit for bit.
         self.history: list[Record] = []
@@ -68,7 +69,7 @@ class TrackingSession:
         #: CPUs, where the batched attention kernels measured ~10% slower than one object at a time.
         self.batch_objects = self.net.device.type != "cpu"
         self.disk = None if embedding_store is None else DiskEmbeddingCache(
-            embedding_store, self._signature(), len(source))
+            embedding_store, stack_signature(source, self.net), len(source))
 
     # ----------------------------------------------------------------- basics
     @property
@@ -91,23 +92,8 @@ class TrackingSession:
         return self.source.roi
 
     def _in_roi(self, prompts: Prompts) -> Prompts:
-        """``prompts`` (full-frame coordinates) in the region's coordinates, for the model."""
-        if self.roi is None:
-            return prompts
-        r0, c0, r1, c1 = self.roi
-        pts = prompts.points - np.array([r0, c0], np.float32) if len(prompts.points) else None
-        box = None
-        if prompts.box is not None:
-            b = prompts.box
-            box = np.clip(b - np.array([r0, c0, r0, c0], np.float32), -0.5,
-                          np.array([r1 - r0, c1 - c0, r1 - r0, c1 - c0], np.float32) - 0.5)
-        mask = None if prompts.mask is None else np.asarray(prompts.mask)[r0:r1, c0:c1]
-        try:
-            return make_prompts(self.source.frame_hw, pts, prompts.labels if pts is not None else None, box, mask,
-                                allow_empty=True)
-        except PromptError as exc:
-            raise PromptError(f"{exc} (The session tracks in the region (row0, col0, row1, col1) = {self.roi}; "
-                              f"prompts must lie inside it.)") from None
+        """``prompts`` (full-frame coordinates) as the model sees them (in the region, if any)."""
+        return prompts if self.roi is None else prompts_in_region(prompts, self.roi)
 
     @property
     def object_ids(self) -> list[int]:
@@ -169,27 +155,6 @@ class TrackingSession:
         g = self.net.cfg.feat_size
         pe = self.net.image_encoder.neck.position_encoding.grid(g, g, self.net.device)
         return self.net.shared_position(pe[None].to(self.net.compute_dtype))  # the grid encoded frames use
-
-    def _signature(self) -> dict:
-        """What the embeddings of this session depend on (for the disk store)."""
-        src, net = self.source, self.net
-        weights = hashlib.sha256()
-        for name, t in sorted(net.state_dict().items()):  # every weight: another checkpoint never matches
-            weights.update(name.encode())
-            weights.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-        pixels = hashlib.sha256()  # the content of evenly spaced frames: another movie never matches
-        picks = np.unique(np.linspace(0, src.num_frames - 1, min(16, src.num_frames)).astype(int))
-        for i in picks:
-            pixels.update(np.ascontiguousarray(src.read(int(i))).tobytes())
-        win = src.window
-        return {
-            "model": net.cfg.name, "weights": weights.hexdigest()[:16], "pixels": pixels.hexdigest()[:16],
-            "image_size": net.cfg.image_size,
-            "dtype": str(net.compute_dtype), "stack_shape": list(src.stack.shape), "stack_dtype": str(src.dtype),
-            "axis": src.geometry.axis, "fixed": {str(k): v for k, v in src.geometry.fixed.items()},
-            "channel_axis": src.geometry.channel_axis, "roi": None if src.roi is None else list(src.roi),
-            "window": None if win.is_uint8 else [list(win.low), list(win.high)],
-        }
 
     def _memory_position(self, emb: ImageEmbedding) -> torch.Tensor:
         if self._memory_pos is None:
@@ -370,7 +335,7 @@ class TrackingSession:
         """Forget an object: its prompts, results and stored logits."""
         self._track(obj_id)
         del self._objects[obj_id]
-        self._parents = {c: p for c, p in self._parents.items() if obj_id not in (c, p)}
+        self._lineage.drop(obj_id)
         self._store.drop(obj_id)
         self.history.append(RemoveObject(obj_id))
 
@@ -378,7 +343,7 @@ class TrackingSession:
         """Remove every object (frame embeddings stay cached)."""
         self._check_open()
         self._objects.clear()
-        self._parents.clear()
+        self._lineage = Lineage()
         self._store.clear()
         self.history.clear()  # nothing done before a reset has any effect after it
 
@@ -554,20 +519,12 @@ class TrackingSession:
             track.tracked.pop(frame, None)
 
     def _span(self, obj_id: int) -> tuple[int, int]:
-        """(first, last) frame an object may have results on: a daughter from its first prompted frame, a
-        parent up to the frame before its first daughter's (see :meth:`set_parent`)."""
-        first, last = 0, self.num_frames - 1
-        if obj_id in self._parents:
-            first = self._first_prompted(obj_id)
-        starts = [self._first_prompted(c) for c, p in self._parents.items() if p == obj_id]
-        if starts:
-            last = min(starts) - 1
-        return first, last
+        """(first, last) frame an object may have results on (see :meth:`set_parent`)."""
+        return self._lineage.span(obj_id, self._first_prompted, self.num_frames)
 
-    def _first_prompted(self, obj_id: int) -> int:
+    def _first_prompted(self, obj_id: int) -> int | None:
         track = self._objects.get(obj_id)
-        frames = [*track.prompts] if track is not None else []
-        return min(frames) if frames else self.num_frames
+        return min(track.prompts) if track is not None and track.prompts else None
 
     # ---------------------------------------------------------------- lineage
     def set_parent(self, child_id: int, parent_id: int | None) -> None:
@@ -579,27 +536,12 @@ class TrackingSession:
         """
         child = self._track(child_id) and int(child_id)
         if parent_id is None:
-            self._parents.pop(child, None)
+            self._lineage.parents.pop(child, None)
             self.history.append(SetParent(child, None))
             return
         parent = self._track(parent_id) and int(parent_id)
-        if child == parent:
-            raise PromptError(f"object {child} cannot be its own parent.")
-        ancestor = parent
-        while ancestor in self._parents:
-            ancestor = self._parents[ancestor]
-            if ancestor == child:
-                raise PromptError(f"object {child} is already an ancestor of object {parent}.")
-        start = self._first_prompted(child)
-        if start >= self.num_frames:
-            raise PromptError(f"object {child} has no prompt yet: prompt it on the frame where it appears first, "
-                              f"then mark its parent.")
-        late = sorted(f for f in self._objects[parent].prompts if f >= start)
-        if late:
-            raise PromptError(f"object {parent} has prompts on frame(s) {late}, but its daughter {child} starts on "
-                              f"frame {start}: a parent ends where its daughters begin. Clear those prompts or "
-                              f"prompt the daughter later.")
-        self._parents[child] = parent
+        self._lineage.check(child, parent, self._first_prompted, self._objects[parent].prompts)
+        self._lineage.parents[child] = parent
         self.history.append(SetParent(child, parent))
         for oid in (child, parent):
             lo, hi = self._span(oid)
@@ -610,7 +552,7 @@ class TrackingSession:
     @property
     def lineage(self) -> dict[int, int]:
         """``{daughter id: parent id}`` (a copy)."""
-        return dict(self._parents)
+        return dict(self._lineage.parents)
 
     def _track_frame(self, todo: list[tuple[int, ObjectTrack, tuple]], frame: int,
                      reverse: bool) -> dict[int, FrameOutput]:
@@ -646,12 +588,7 @@ class TrackingSession:
         """(H, W) float32 logits of the frame from (1, 1, s, s) low-resolution logits (outside a region:
         -1024, far from any mask)."""
         logits = upscale_logits(lowres, self.source.frame_hw)[0, 0].cpu().numpy()
-        if self.roi is None:
-            return logits
-        r0, c0, r1, c1 = self.roi
-        full = np.full(self.frame_shape, -1024.0, np.float32)
-        full[r0:r1, c0:c1] = logits
-        return full
+        return logits if self.roi is None else place_in_frame(logits, self.roi, self.frame_shape)
 
     def _frame_logits(self, obj_id: int, out: FrameOutput, frame: int) -> np.ndarray:
         """(H, W) float32 logits of an output at the frame's resolution."""

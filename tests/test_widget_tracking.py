@@ -120,3 +120,27 @@ def test_a_region_rectangle_sets_the_sessions_region(sam2, qtbot):
     viewer.layers.remove(layer)  # no region: the whole frame again, the prompt is sent to a new session
     idle(qtbot, widget)
     assert ctl.region.roi is None and ctl.session.roi is None and 1 in ctl.session.object_ids
+
+
+def test_loading_a_prompt_file_with_seeds_and_a_division(sam2, qtbot, tmp_path):
+    """A prompt file with seeds (from Python) and a division replays in the widget: same labels, the lineage
+    in the Tracks layer, the table for the plot."""
+    viewer, widget = sam2
+    ctl = widget.controller
+    seeds = seed_image()[0]
+    session = ctl.model.open_stack(np.asarray(viewer.layers["cells"].data))
+    session.add_objects_from_labels(0, seeds)
+    session.set_prompts(3, 20, points=[[14, 14]])
+    session.set_prompts(3, 21, points=[[20, 30]])
+    session.set_parent(20, 7)
+    session.set_parent(21, 7)
+    list(session.propagate(start=0))
+    list(session.propagate(start=3))
+    path = session.save_prompts(tmp_path / "lineage.json")
+    expected = session.labels()
+    session.close()
+    ctl.load_prompts(path)
+    idle(qtbot, widget)
+    np.testing.assert_array_equal(np.asarray(ctl.layers.labels.data), expected)
+    assert ctl.session.lineage == {20: 7, 21: 7} and ctl.tracking.parents == {20: 7, 21: 7}
+    assert {7, 12, 20, 21} <= set(ctl.objects) and {r["obj_id"] for r in ctl.tracking.rows} == {7, 12, 20, 21}

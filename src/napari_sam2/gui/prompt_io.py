@@ -9,6 +9,7 @@ from pathlib import Path
 
 from napari.utils.notifications import show_info, show_warning
 
+from ..engine.history import SetParent
 from ..engine.label_files import label_format
 from ..engine.prompt_file import load_annotation
 from ..errors import OutputError, PromptError
@@ -96,5 +97,13 @@ class PromptFiles:
 
         host.runner.submit(Job(("replay", str(path)), "edit", prepare, host.show,
                                description=f"Replaying {Path(str(path)).name}"))
+        parents: dict[int, int] = {}
+        for rec in annotation.history:  # the file's lineage, as Divide would have marked it
+            if isinstance(rec, SetParent):
+                parents.pop(rec.child_id, None)
+                if rec.parent_id is not None:
+                    parents[rec.child_id] = rec.parent_id
+        host.tracking.parents = parents
+        host.tracking.refresh()  # the track table, plot and tracks layer of the replayed session
         show_info(f"Loaded {len(objects)} object(s) from {path}; replaying its {len(annotation.history)} "
                   f"step(s).")

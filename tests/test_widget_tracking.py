@@ -144,3 +144,21 @@ def test_loading_a_prompt_file_with_seeds_and_a_division(sam2, qtbot, tmp_path):
     np.testing.assert_array_equal(np.asarray(ctl.layers.labels.data), expected)
     assert ctl.session.lineage == {20: 7, 21: 7} and ctl.tracking.parents == {20: 7, 21: 7}
     assert {7, 12, 20, 21} <= set(ctl.objects) and {r["obj_id"] for r in ctl.tracking.rows} == {7, 12, 20, 21}
+
+
+def test_loading_a_prompt_file_made_in_a_region(sam2, qtbot, tmp_path):
+    """Load prompts… replays in the region the file was made in (else its labels would differ)."""
+    viewer, widget = sam2
+    ctl = widget.controller
+    data = np.asarray(viewer.layers["cells"].data)
+    session = ctl.model.open_stack(data, roi=(8, 10, 56, 60))
+    session.set_prompts(1, 1, points=[[30, 30]])
+    list(session.propagate(direction="both"))
+    path = session.save_prompts(tmp_path / "region.json")
+    expected = session.labels()
+    session.close()
+    ctl.load_prompts(path)
+    idle(qtbot, widget)
+    assert ctl.region.roi == (8, 10, 56, 60) and ctl.session.roi == (8, 10, 56, 60)
+    assert "region rows 8-55, cols 10-59" in widget.geometry_label.text()
+    np.testing.assert_array_equal(np.asarray(ctl.layers.labels.data), expected)

@@ -18,7 +18,7 @@ from ..engine.geometry import StackGeometry
 from ..engine.history import PropagationRun
 from ..engine.label_files import label_format, write_labels
 from ..engine.labels import LabelOutput
-from ..engine.prompt_file import Annotation, load_annotation
+from ..engine.prompt_file import Annotation, check_fits, load_annotation
 from ..engine.stack_files import read_stack
 from ..errors import ImageDataError, OutputError
 
@@ -155,17 +155,15 @@ def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Pa
     source = read_stack(stack)
     try:
         geometry = stack_geometry(tuple(int(s) for s in source.data.shape), source.axes, annotation, axis, planes)
-        from ..engine.prompt_file import check_fits
-
-        if annotation is not None:
+        if annotation is not None:  # before the model loads: a wrong stack fails at once
             check_fits(annotation, geometry.frame_hw, geometry.num_frames, Path(prompts).name)
         seed_labels = None if seeds is None else read_seeds(seeds, seed_frame, geometry.frame_hw)
         if isinstance(model, (str, Path)):
             from ..loading import load_model
 
             model = load_model(model, device=device, dtype=dtype)
-        if roi is None and annotation is not None and annotation.stack:
-            roi = annotation.stack.get("roi")
+        if roi is None and annotation is not None:
+            roi = annotation.roi
         session = model.open_stack(source.data, geometry=geometry, workdir=workdir,
                                    roi=None if roi is None else tuple(roi))
         try:

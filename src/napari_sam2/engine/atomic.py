@@ -1,4 +1,5 @@
-"""Outputs that appear complete or not at all: write under a hidden sibling name, rename at the end.
+"""Outputs that appear complete or not at all: write under a hidden sibling name, rename at the end
+(:func:`staged`); and the progress count every writer reports (:class:`Counter`).
 
 Used by every writer of napari-sam2 (label images, CTC / GEFF tracks,
 prompt files, track tables): an interrupted run never leaves a file or folder
@@ -11,7 +12,13 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+#: ``progress(done, total)``, called by writers after each plane or frame.
+Progress = Callable[[int, int], Any]
 
 
 def sibling(path: Path, tag: str, ext: str = "") -> Path:
@@ -51,14 +58,41 @@ def remove(path: Path) -> None:
         pass
 
 
-def write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    path = Path(path)
-    tmp = sibling(path, "partial")
+@contextmanager
+def staged(path: Path, ext: str = "") -> Iterator[Path]:
+    """Yield a hidden temporary name next to ``path`` to write the output to; when the block ends without an
+    error the output is moved into place (:func:`move_into_place`), otherwise it is removed and the error
+    re-raised. A check that must pass before replacing ``path`` goes at the end of the block."""
+    tmp = sibling(path, "partial", ext)
     try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        yield tmp
+        move_into_place(tmp, path, ext)
     except BaseException:
         remove(tmp)
         raise
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    path = Path(path)
+    with staged(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return path
+
+
+class Counter:
+    """Reports ``progress(done, total)`` once per unit (plane, frame) a writer finishes."""
+
+    def __init__(self, progress: Progress | None, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+
+    def advance(self) -> None:
+        """One more unit is done."""
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    def finish(self) -> None:
+        """Report the units a writer consumed but did not confirm one by one (e.g. the last TIFF page)."""
+        while self.done < self.total:
+            self.advance()

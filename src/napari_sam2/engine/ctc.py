@@ -43,7 +43,7 @@ parent's last node to each child's first node.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,7 @@ import tifffile
 import zarr
 
 from ..errors import OutputError
-from .atomic import move_into_place, remove, sibling
+from .atomic import Counter, Progress, staged
 
 #: Name of the track file in a CTC result folder.
 TRACK_FILE = "res_track.txt"
@@ -64,7 +64,6 @@ MAX_CTC_LABEL = int(np.iinfo(np.uint16).max)
 #: GEFF spec version :func:`write_geff` writes (checked against geff-spec 1.1 in the tests).
 GEFF_VERSION = "1.1"
 
-Progress = Callable[[int, int], Any]
 Runs = dict[int, list[list[int]]]  # object id -> [[first frame, last frame], ...] in time order
 
 _ZARR_V2 = {"zarr_format": 2} if int(zarr.__version__.split(".")[0]) >= 3 else {}  # zarr 2 writes format 2
@@ -132,22 +131,17 @@ def write_ctc(
     shape = _check_stack(labels)
     _check_target(folder, overwrite)
     lineage = _normalise_parents(parents)
-    counter = _Counter(progress, 2 * shape[0])
+    counter = Counter(progress, 2 * shape[0])
     runs = _scan_presence(labels, shape, counter)
     _check_lineage(runs, lineage)
     relabelled = _segment_labels(runs)
     tracks = _tracks(runs, relabelled, lineage)
-    tmp = sibling(folder, "partial")
-    try:
+    with staged(folder) as tmp:
         tmp.mkdir()
         _write_masks(tmp, labels, shape, _segment_starts(runs, relabelled), counter, compression)
         _write_track_file(tmp / TRACK_FILE, tracks)
         if not overwrite and _is_occupied(folder):  # filled while we were writing
             raise OutputError(f"{folder} exists and is not empty; pass overwrite=True to replace it.")
-        move_into_place(tmp, folder)
-    except BaseException:
-        remove(tmp)
-        raise
     return CtcSummary(folder=folder, tracks=tracks, relabelled=relabelled)
 
 
@@ -223,7 +217,7 @@ def _check_lineage(runs: Runs, lineage: dict[int, int]) -> None:
 # --- pass 1: presence -----------------------------------------------------------------------------------
 
 
-def _scan_presence(labels: Any, shape: tuple[int, ...], counter: _Counter) -> Runs:
+def _scan_presence(labels: Any, shape: tuple[int, ...], counter: Counter) -> Runs:
     """For every object id, the runs of consecutive frames it is present in; reads one frame at a time."""
     runs: Runs = {}
     for t in range(shape[0]):
@@ -331,7 +325,7 @@ def _write_masks(
     labels: Any,
     shape: tuple[int, ...],
     starts: dict[int, list[tuple[int, int]]],
-    counter: _Counter,
+    counter: Counter,
     compression: str | None,
 ) -> None:
     """One uint16 TIFF per frame, each object id mapped to the label of its current segment.
@@ -352,19 +346,6 @@ def _write_masks(
 def _write_track_file(path: Path, tracks: list[tuple[int, int, int, int]]) -> None:
     """``res_track.txt``: one ``L B E P`` line per track."""
     path.write_text("".join(f"{label} {first} {last} {parent}\n" for label, first, last, parent in tracks))
-
-
-class _Counter:
-    """Reports ``progress(done, total)`` once per frame of each pass."""
-
-    def __init__(self, progress: Progress | None, total: int) -> None:
-        self.progress, self.total, self.done = progress, total, 0
-
-    def advance(self) -> None:
-        """One more frame is done."""
-        self.done += 1
-        if self.progress is not None:
-            self.progress(self.done, self.total)
 
 
 # --- GEFF -----------------------------------------------------------------------------------------------
@@ -404,21 +385,16 @@ def write_geff(
     shape = _check_stack(labels)
     _check_target(path, overwrite)
     lineage = _normalise_parents(parents)
-    counter = _Counter(progress, shape[0])
+    counter = Counter(progress, shape[0])
     graph = _GraphBuilder(len(shape) - 1)
     for t in range(shape[0]):
         graph.add_frame(t, _read_frame(labels, t, shape))
         counter.advance()
     _check_lineage(graph.runs, lineage)
-    tmp = sibling(path, "partial")
-    try:
+    with staged(path) as tmp:
         _write_geff_group(tmp, graph, lineage)
         if not overwrite and _is_occupied(path):  # filled while we were writing
             raise OutputError(f"{path} exists and is not empty; pass overwrite=True to replace it.")
-        move_into_place(tmp, path)
-    except BaseException:
-        remove(tmp)
-        raise
     return path
 
 

@@ -11,10 +11,13 @@ replayed after the propagation that preceded them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .prompts import Prompts
+
+#: The directions of a propagation run.
+DIRECTIONS = ("forward", "backward", "both")
 
 
 @dataclass(frozen=True)
@@ -114,12 +117,17 @@ def replaying(session, records: Iterable[Record]) -> Iterator[tuple[str, int]]:
             raise TypeError(f"not a history record: {rec!r}")
 
 
-def replay(session, records: Iterable[Record], on_frame: Callable[[int], None] | None = None) -> None:
-    """Do ``records`` again on ``session`` (see :func:`replaying`). ``on_frame(frame)`` is called for
-    every propagated frame, e.g. to report progress."""
-    for kind, frame in replaying(session, records):
-        if kind == "frame" and on_frame is not None:
-            on_frame(frame)
+def final_lineage(records: Iterable[Record]) -> dict[int, int]:
+    """The ``{daughter id: parent id}`` links the records leave."""
+    parents: dict[int, int] = {}
+    for rec in records:
+        if isinstance(rec, SetParent):
+            parents.pop(rec.child_id, None)
+            if rec.parent_id is not None:
+                parents[rec.child_id] = rec.parent_id
+        elif isinstance(rec, RemoveObject):
+            parents = {c: p for c, p in parents.items() if rec.obj_id not in (c, p)}
+    return parents
 
 
 def final_prompts(records: Iterable[Record]) -> dict[int, dict[int, Prompts]]:

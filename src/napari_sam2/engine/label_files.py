@@ -37,7 +37,7 @@ import tifffile
 import zarr
 
 from ..errors import OutputError
-from .atomic import move_into_place, remove, sibling
+from .atomic import Counter, Progress, staged
 
 #: Output extensions :func:`write_labels` understands (matched case-insensitively, longest match wins).
 LABEL_FORMATS = (".ome.tif", ".ome.tiff", ".ome.zarr", ".zarr", ".tif", ".tiff", ".npy")
@@ -53,7 +53,6 @@ _BIGTIFF_BYTES = 2**31  # classic TIFF ends at 4 GiB; leave room for strip offse
 _IMAGEJ_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 _ZARR_V2 = {"zarr_format": 2} if int(zarr.__version__.split(".")[0]) >= 3 else {}  # zarr 2 writes format 2
 
-Progress = Callable[[int, int], Any]
 
 
 def label_format(path: str | os.PathLike) -> str:
@@ -108,15 +107,10 @@ def write_labels(
     if dtype.kind not in "biu":
         raise ValueError(f"Labels must have an integer or bool dtype, not {dtype}; convert them, e.g. to uint32.")
     _check_target(path, overwrite)
-    tmp = sibling(path, "partial", fmt)
-    try:
-        _WRITERS[fmt](tmp, labels, axes, _Counter(progress, _plane_count(labels.shape)), name)
+    with staged(path, fmt) as tmp:
+        _WRITERS[fmt](tmp, labels, axes, Counter(progress, _plane_count(labels.shape)), name)
         if not overwrite and os.path.lexists(path):  # appeared while we were writing
             raise OutputError(f"{path} exists; pass overwrite=True (--overwrite) to replace it.")
-        move_into_place(tmp, path, fmt)
-    except BaseException:
-        remove(tmp)
-        raise
     return path
 
 
@@ -148,24 +142,6 @@ def _check_target(path: Path, overwrite: bool) -> None:
 
 
 # --- planes ---------------------------------------------------------------------------------------------
-
-
-class _Counter:
-    """Reports ``progress(done, total)`` once per written plane."""
-
-    def __init__(self, progress: Progress | None, total: int) -> None:
-        self.progress, self.total, self.done = progress, total, 0
-
-    def advance(self) -> None:
-        """One more plane is written."""
-        self.done += 1
-        if self.progress is not None:
-            self.progress(self.done, self.total)
-
-    def finish(self) -> None:
-        """Report the planes a writer consumed but did not confirm one by one (the last TIFF page)."""
-        while self.done < self.total:
-            self.advance()
 
 
 def _plane_count(shape: tuple[int, ...]) -> int:
@@ -231,7 +207,7 @@ def _chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
 # --- writers: (tmp, labels, axes, counter, name) -> None -------------------------------------------------
 
 
-def _write_npy(tmp: Path, labels: Any, axes: str, counter: _Counter, name: str) -> None:
+def _write_npy(tmp: Path, labels: Any, axes: str, counter: Counter, name: str) -> None:
     """A ``.npy`` file of ``labels``' shape and dtype, filled through a memory map."""
     dtype = np.dtype(labels.dtype)
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=tuple(int(n) for n in labels.shape))
@@ -244,7 +220,7 @@ def _write_npy(tmp: Path, labels: Any, axes: str, counter: _Counter, name: str) 
         del out  # close the map before the file is renamed
 
 
-def _write_zarr(tmp: Path, labels: Any, axes: str, counter: _Counter, name: str) -> None:
+def _write_zarr(tmp: Path, labels: Any, axes: str, counter: Counter, name: str) -> None:
     """A plain zarr (format 2) array in ``axes`` order with ``_ARRAY_DIMENSIONS`` = lower-case axes."""
     dtype = np.dtype(labels.dtype)
     shape = tuple(int(n) for n in labels.shape)
@@ -253,7 +229,7 @@ def _write_zarr(tmp: Path, labels: Any, axes: str, counter: _Counter, name: str)
     _fill_zarr(array, _planes(labels, axes, axes, dtype), counter)
 
 
-def _write_ome_zarr(tmp: Path, labels: Any, axes: str, counter: _Counter, name: str) -> None:
+def _write_ome_zarr(tmp: Path, labels: Any, axes: str, counter: Counter, name: str) -> None:
     """An OME-NGFF v0.4 image-label group (zarr format 2) with one resolution level ``"0"``."""
     dtype = np.dtype(labels.dtype)
     out_axes = _reorder(axes, _NGFF_ORDER)
@@ -284,19 +260,19 @@ def _ngff_attrs(axes: str, name: str) -> dict:
     return {"multiscales": [multiscale], "image-label": {"version": "0.4"}}
 
 
-def _fill_zarr(array: Any, planes: Iterator[tuple[tuple[int, ...], np.ndarray]], counter: _Counter) -> None:
+def _fill_zarr(array: Any, planes: Iterator[tuple[tuple[int, ...], np.ndarray]], counter: Counter) -> None:
     """Write each plane into its chunk row of ``array``."""
     for index, plane in planes:
         array[index] = plane
         counter.advance()
 
 
-def _write_ome_tiff(tmp: Path, labels: Any, axes: str, counter: _Counter, name: str) -> None:
+def _write_ome_tiff(tmp: Path, labels: Any, axes: str, counter: Counter, name: str) -> None:
     """OME-TIFF, axes as given (OME allows any T/Z/C order)."""
     _write_tiff_pages(tmp, labels, axes, counter, {"axes": axes, "Name": name}, ome=True, imagej=False)
 
 
-def _write_plain_tiff(tmp: Path, labels: Any, axes: str, counter: _Counter, name: str) -> None:
+def _write_plain_tiff(tmp: Path, labels: Any, axes: str, counter: Counter, name: str) -> None:
     """ImageJ hyperstack when the dtype, axis order and size allow it, else a tifffile shaped TIFF."""
     dtype = _tiff_dtype(np.dtype(labels.dtype))
     nbytes = _plane_count(labels.shape) * int(np.prod(labels.shape[-2:], dtype=np.int64)) * dtype.itemsize
@@ -305,7 +281,7 @@ def _write_plain_tiff(tmp: Path, labels: Any, axes: str, counter: _Counter, name
 
 
 def _write_tiff_pages(
-    tmp: Path, labels: Any, axes: str, counter: _Counter, metadata: dict, *, ome: bool, imagej: bool
+    tmp: Path, labels: Any, axes: str, counter: Counter, metadata: dict, *, ome: bool, imagej: bool
 ) -> None:
     """One zlib-compressed page per (Y, X) plane in ``axes`` order, fed to tifffile from a generator."""
     dtype = _tiff_dtype(np.dtype(labels.dtype))
@@ -324,7 +300,7 @@ def _write_tiff_pages(
     counter.finish()
 
 
-_WRITERS: dict[str, Callable[[Path, Any, str, _Counter, str], None]] = {
+_WRITERS: dict[str, Callable[[Path, Any, str, Counter, str], None]] = {
     ".ome.tif": _write_ome_tiff,
     ".ome.tiff": _write_ome_tiff,
     ".tif": _write_plain_tiff,

@@ -50,6 +50,7 @@ import numpy as np
 from ..errors import PromptError
 from .atomic import write_text
 from .history import (
+    DIRECTIONS,
     ClearPrompts,
     PropagationRun,
     Record,
@@ -58,13 +59,12 @@ from .history import (
     SetParent,
     SetPrompts,
     final_prompts,
-    replay,
+    replaying,
 )
 from .prompts import Prompts, make_prompts
 
 FORMAT = "napari-sam2 prompts"
 VERSION = 2
-DIRECTIONS = ("forward", "backward", "both")
 
 
 def rle_encode(mask: np.ndarray) -> list[int]:
@@ -127,14 +127,26 @@ class Annotation:
     def has_propagation(self) -> bool:
         return any(isinstance(r, PropagationRun) for r in self.history)
 
-    def replay(self, session, on_frame: Callable[[int], None] | None = None) -> None:
-        """Do the recorded work again on ``session`` (see :func:`~.history.replay`); checks the stack first."""
+    @property
+    def roi(self) -> tuple[int, int, int, int] | None:
+        """The region (row0, col0, row1, col1) the session tracked in, or None (the whole frame)."""
+        return tuple((self.stack or {}).get("roi") or ()) or None
+
+    def replaying(self, session):
+        """Do the recorded work again on ``session`` (see :func:`~.history.replaying`, whose events it yields),
+        after checking that the session is on a stack and region the file fits."""
         check_fits(self, session.frame_shape, session.num_frames)
-        saved = tuple((self.stack or {}).get("roi") or ()) or None
-        if saved != session.roi:
-            raise PromptError(f"The prompt file was made on the region {saved} of the frames, this session tracks "
-                              f"{session.roi or 'the whole frame'}: open the stack with roi={saved} to replay it.")
-        replay(session, self.history, on_frame)
+        if self.roi != session.roi:
+            raise PromptError(f"The prompt file was made on the region {self.roi} of the frames, this session "
+                              f"tracks {session.roi or 'the whole frame'}: open the stack with roi={self.roi} to "
+                              f"replay it.")
+        yield from replaying(session, self.history)
+
+    def replay(self, session, on_frame: Callable[[int], None] | None = None) -> None:
+        """:meth:`replaying` to the end; ``on_frame(frame)`` for every propagated frame."""
+        for kind, frame in self.replaying(session):
+            if kind == "frame" and on_frame is not None:
+                on_frame(frame)
 
 
 # ------------------------------------------------------------------ writing

@@ -25,7 +25,7 @@ from .disk_cache import DiskEmbeddingCache, stack_signature
 from .frames import FrameSource
 from .geometry import StackGeometry
 from .heap import release_free_memory
-from .history import ClearPrompts, PropagationRun, Record, RemoveObject, SetMasks, SetParent, SetPrompts
+from .history import DIRECTIONS, ClearPrompts, PropagationRun, Record, RemoveObject, SetMasks, SetParent, SetPrompts
 from .labels import LABEL_DTYPES, LabelOutput, label_dtype_for
 from .lineage import Lineage
 from .prompts import Prompts, make_prompts
@@ -39,7 +39,6 @@ from .transforms import upscale_logits
 #: In-RAM budget of a session's frame embeddings; older ones go to disk (engine/spill.py).
 #: 256 MiB holds 32 frames at 1024² in bfloat16 (8 MiB each), 16 in float32.
 DEFAULT_EMBEDDING_CACHE_BYTES = 256 * 2**20
-DIRECTIONS = ("forward", "backward", "both")
 #: The largest object id: label images grow from uint16 to uint32 to hold ids above 65535.
 MAX_OBJ_ID = int(np.iinfo(LABEL_DTYPES[-1]).max)
 

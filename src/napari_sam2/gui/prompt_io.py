@@ -9,7 +9,7 @@ from pathlib import Path
 
 from napari.utils.notifications import show_info, show_warning
 
-from ..engine.history import SetParent
+from ..engine.history import final_lineage
 from ..engine.label_files import label_format
 from ..engine.prompt_file import load_annotation
 from ..errors import OutputError, PromptError
@@ -76,17 +76,18 @@ class PromptFiles:
             host.message.emit(str(exc))
             return
         objects = annotation.objects()
+        if annotation.roi != host.region.roi:  # the session replays in the region the file was made in
+            host.region.set_roi(annotation.roi)
         host.runner.cancel(kinds=("prompt", "propagate", "edit"))
         with host.quiet():
             host.layers.fill(objects, host.geometry)
             host.layers.clear_labels(host.geometry)
         state = host.sync_state
         state.masks = {(f, o.obj_id): p.mask for o in objects for f, p in o.frames.items() if p.mask is not None}
-        names = {oid: name or f"object {oid}" for oid, name in annotation.names.items() if oid in
-                 {o.obj_id for o in objects}}
-        host.editing.replace_objects(names)
-        state.read(host.layers.points, host.layers.shapes, host.geometry)
-        state.applied = dict(state.prompts)  # what the layers hold now is what the replay gives the engine
+        kept = {o.obj_id for o in objects}
+        host.editing.replace_objects({oid: name or f"object {oid}" for oid, name in annotation.names.items()
+                                      if oid in kept})
+        state.read(host.layers.points, host.layers.shapes, host.geometry)  # counted as sent: the replay sends it
         state.edits += 1
         if host.model is None and not any(j.kind == "load" for j in host.jobs()):
             host.load_model(*host.model_choice)
@@ -97,13 +98,7 @@ class PromptFiles:
 
         host.runner.submit(Job(("replay", str(path)), "edit", prepare, host.show,
                                description=f"Replaying {Path(str(path)).name}"))
-        parents: dict[int, int] = {}
-        for rec in annotation.history:  # the file's lineage, as Divide would have marked it
-            if isinstance(rec, SetParent):
-                parents.pop(rec.child_id, None)
-                if rec.parent_id is not None:
-                    parents[rec.child_id] = rec.parent_id
-        host.tracking.parents = parents
+        host.tracking.parents = final_lineage(annotation.history)  # as Divide would have marked it
         host.tracking.refresh()  # the track table, plot and tracks layer of the replayed session
         show_info(f"Loaded {len(objects)} object(s) from {path}; replaying its {len(annotation.history)} "
                   f"step(s).")

@@ -5,10 +5,9 @@ from __future__ import annotations
 from napari.utils import progress
 from napari.utils.notifications import show_info, show_warning
 
+from ..engine.history import DIRECTIONS
 from . import tasks
 from .jobs import Job
-
-DIRECTIONS = ("forward", "backward", "both")
 
 
 def plan_runs(direction: str, first: int, last: int, prompted: list[int]) -> list[tuple[int, str, int]]:

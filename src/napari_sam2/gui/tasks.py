@@ -162,11 +162,9 @@ def export(labels, path: str, axes: str) -> Iterator[Status | Saved]:
 
 def replay(session: TrackingSession, annotation) -> Iterator[Status | FrameLabels]:
     """``session.reset()``, then the history of a prompt file, drawing every frame it changes."""
-    from ..engine.history import replaying
-
     session.reset()
     yield Status("Replaying the prompt file …")
-    for kind, frame in replaying(session, annotation.history):
+    for kind, frame in annotation.replaying(session):
         if kind == "frame":
             yield Status(f"Replaying: frame {frame}")
         yield FrameLabels(frame, session.frame_labels(frame))

@@ -51,8 +51,8 @@ re-raises; an interrupted task leaves no output under its final name.
 from __future__ import annotations
 
 import csv
+import io
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -63,7 +63,9 @@ from typing import Any
 from distributed import Client, LocalCluster, as_completed, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from ..engine.atomic import write_text
 from ..engine.label_files import LABEL_FORMATS
+from ..engine.stack_files import STACK_FORMATS
 from ..errors import CheckpointError, ImageDataError, OutputError, PromptError, SessionClosedError
 from .segment import segment_file
 
@@ -75,7 +77,7 @@ MANIFEST_COLUMNS = ("stack", "prompts")
 STATUS_COLUMNS = ("stack", "prompts", "output", "status", "seconds", "message")
 STATUS_FILE = "status.csv"
 #: Stack extensions removed to name the output (matched case-insensitively, longest first).
-STACK_SUFFIXES = (".ome.tiff", ".ome.tif", ".ome.zarr", ".tiff", ".tif", ".zarr", ".npy")
+STACK_SUFFIXES = STACK_FORMATS
 #: napari-sam2's own errors: their message alone says what is wrong.
 KNOWN_ERRORS = (CheckpointError, ImageDataError, OutputError, PromptError, SessionClosedError)
 
@@ -261,20 +263,15 @@ class StatusBook:
         self.lines[line["output"]] = line
 
     def write(self) -> None:
-        """Rewrite status.csv: a temporary file next to it, then ``os.replace``."""
+        """Rewrite status.csv atomically (:func:`~napari_sam2.engine.atomic.write_text`)."""
         first = set(self.order)
         ordered = [self.lines[o] for o in self.order if o in self.lines]
         ordered += [line for o, line in self.lines.items() if o not in first]
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".status.", suffix=".csv.partial")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=STATUS_COLUMNS, extrasaction="ignore")
-                writer.writeheader()
-                writer.writerows(ordered)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=STATUS_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(ordered)
+        write_text(self.path, buffer.getvalue())
 
 
 def read_status(path: Path) -> dict[str, dict[str, str]]:

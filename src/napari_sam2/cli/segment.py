@@ -193,7 +193,7 @@ def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Pa
 
                 write_track_table(track_table, session.track_table())
             if ctc is not None:
-                session.export_ctc(ctc, overwrite=overwrite)
+                session.export_ctc(ctc, overwrite=overwrite, labels=labels.array)  # the labels just made
         finally:
             session.close()
         data = labels.array if geometry.axis is not None else labels.array[0]

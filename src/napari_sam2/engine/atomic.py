@@ -73,10 +73,10 @@ def staged(path: Path, ext: str = "") -> Iterator[Path]:
 
 
 def write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    """Write ``text`` (UTF-8, line endings as given) to ``path`` atomically."""
     path = Path(path)
     with staged(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", newline="")
     return path
 
 

@@ -54,6 +54,7 @@ import zarr
 
 from ..errors import OutputError
 from .atomic import Counter, Progress, staged
+from .label_files import ZARR_V2
 
 #: Name of the track file in a CTC result folder.
 TRACK_FILE = "res_track.txt"
@@ -66,7 +67,6 @@ GEFF_VERSION = "1.1"
 
 Runs = dict[int, list[list[int]]]  # object id -> [[first frame, last frame], ...] in time order
 
-_ZARR_V2 = {"zarr_format": 2} if int(zarr.__version__.split(".")[0]) >= 3 else {}  # zarr 2 writes format 2
 _SPACE_AXES = ("z", "y", "x")
 
 
@@ -489,7 +489,7 @@ def _write_geff_group(tmp: Path, graph: _GraphBuilder, lineage: dict[int, int]) 
         "lineage_id": (graph.lineage_ids(lineage), "object id at the root of the object's lineage"),
     }
     edges = np.array(graph.edges + graph.division_edges(lineage), dtype=np.uint64).reshape(-1, 2)
-    root = zarr.open_group(str(tmp), mode="w", **_ZARR_V2)
+    root = zarr.open_group(str(tmp), mode="w", **ZARR_V2)
     nodes = root.require_group("nodes")
     nodes["ids"] = np.arange(graph.n_nodes, dtype=np.uint64)
     node_props = nodes.require_group("props")

@@ -89,7 +89,7 @@ def replaying(session, records: Iterable[Record]) -> Iterator[tuple[str, int]]:
             session.set_prompts(rec.frame, rec.obj_id, prompts=rec.prompts)
             yield "prompt", rec.frame
         elif isinstance(rec, SetMasks):
-            session.set_mask_prompts(rec.frame, rec.prompts)
+            session.set_mask_prompts(rec.frame, rec.prompts, masks_out=False)
             yield "prompt", rec.frame
         elif isinstance(rec, ClearPrompts):
             session.clear_prompts(rec.frame, rec.obj_id)

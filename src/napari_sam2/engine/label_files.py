@@ -51,7 +51,7 @@ _NGFF_TYPES = {"T": "time", "C": "channel", "Z": "space", "Y": "space", "X": "sp
 _ZARR_MAX_CHUNK = 1024  # chunk edge (pixels) along Y and X
 _BIGTIFF_BYTES = 2**31  # classic TIFF ends at 4 GiB; leave room for strip offsets and metadata
 _IMAGEJ_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
-_ZARR_V2 = {"zarr_format": 2} if int(zarr.__version__.split(".")[0]) >= 3 else {}  # zarr 2 writes format 2
+ZARR_V2 = {"zarr_format": 2} if int(zarr.__version__.split(".")[0]) >= 3 else {}  # zarr 2 writes format 2
 
 
 
@@ -224,7 +224,7 @@ def _write_zarr(tmp: Path, labels: Any, axes: str, counter: Counter, name: str) 
     """A plain zarr (format 2) array in ``axes`` order with ``_ARRAY_DIMENSIONS`` = lower-case axes."""
     dtype = np.dtype(labels.dtype)
     shape = tuple(int(n) for n in labels.shape)
-    array = zarr.create(shape=shape, chunks=_chunks(shape), dtype=dtype, fill_value=0, store=str(tmp), **_ZARR_V2)
+    array = zarr.create(shape=shape, chunks=_chunks(shape), dtype=dtype, fill_value=0, store=str(tmp), **ZARR_V2)
     array.attrs["_ARRAY_DIMENSIONS"] = list(axes.lower())
     _fill_zarr(array, _planes(labels, axes, axes, dtype), counter)
 
@@ -234,7 +234,7 @@ def _write_ome_zarr(tmp: Path, labels: Any, axes: str, counter: Counter, name: s
     dtype = np.dtype(labels.dtype)
     out_axes = _reorder(axes, _NGFF_ORDER)
     shape = _out_shape(labels.shape, axes, out_axes)
-    group = zarr.open_group(str(tmp), mode="w", **_ZARR_V2)
+    group = zarr.open_group(str(tmp), mode="w", **ZARR_V2)
     group.attrs.update(_ngff_attrs(out_axes, name))
     array = zarr.create(
         shape=shape,
@@ -244,7 +244,7 @@ def _write_ome_zarr(tmp: Path, labels: Any, axes: str, counter: Counter, name: s
         store=str(tmp),
         path="0",
         dimension_separator="/",  # NGFF v0.4 wants nested chunk keys
-        **_ZARR_V2,
+        **ZARR_V2,
     )
     _fill_zarr(array, _planes(labels, axes, out_axes, dtype), counter)
 

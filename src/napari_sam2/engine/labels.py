@@ -12,7 +12,6 @@ bounded for any stack size.
 from __future__ import annotations
 
 import itertools
-import shutil
 import tempfile
 import weakref
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import PromptError
+from .atomic import remove
 from .geometry import StackGeometry
 
 #: Label images larger than this live in a zarr array on disk instead of in RAM.
@@ -35,10 +35,6 @@ def label_dtype_for(max_id: int) -> np.dtype:
             return dtype
     raise PromptError(f"object id {max_id} is too large for a label image; use ids up to "
                       f"{np.iinfo(LABEL_DTYPES[-1]).max}.")
-
-
-def _remove_tree(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 class LabelOutput:
@@ -85,7 +81,7 @@ class LabelOutput:
         array = zarr.open_array(str(self.path), mode="w", shape=self.shape, chunks=chunks, dtype=self.dtype,
                                 fill_value=0)
         if folder is not None:  # the temporary folder lives as long as the array (which callers keep)
-            weakref.finalize(array, _remove_tree, folder)
+            weakref.finalize(array, remove, Path(folder))
         return array
 
     def _spatial(self) -> tuple[int, int]:

@@ -49,6 +49,37 @@ class CroppedMask:
         return full if dtype is None else full.astype(dtype)
 
 
+def label_prompts(labels, hw: tuple[int, int]) -> dict[int, Prompts]:
+    """Every non-zero label of an (H, W) integer label image as a mask-only :class:`Prompts` (the mask kept
+    as its bounding box), ``{label: Prompts}`` in ascending order; one pass over the image to find the boxes.
+    Raises :class:`PromptError` for a wrong shape or dtype, negative labels or no labels at all."""
+    labels = np.asarray(labels)
+    if labels.shape != tuple(hw):
+        raise PromptError(f"the label image has shape {labels.shape}; the frames are {tuple(hw)}.")
+    if labels.dtype.kind not in "iub":
+        raise PromptError(f"a label image must hold integer labels; got {labels.dtype}.")
+    rows, cols = np.nonzero(labels)
+    if rows.size == 0:
+        raise PromptError("the label image has no labels (every pixel is 0).")
+    values = labels[rows, cols]
+    if values.min() < 0:
+        raise PromptError("a label image cannot hold negative labels.")
+    ids, which = np.unique(values, return_inverse=True)
+    top, left = np.full(len(ids), hw[0]), np.full(len(ids), hw[1])
+    bottom, right = np.zeros(len(ids), int), np.zeros(len(ids), int)
+    np.minimum.at(top, which, rows)
+    np.minimum.at(left, which, cols)
+    np.maximum.at(bottom, which, rows + 1)
+    np.maximum.at(right, which, cols + 1)
+    out = {}
+    for i, oid in enumerate(ids.tolist()):
+        r0, c0, r1, c1 = int(top[i]), int(left[i]), int(bottom[i]), int(right[i])
+        crop = CroppedMask(hw, (r0, c0), labels[r0:r1, c0:c1] == oid)
+        out[int(oid)] = Prompts(np.zeros((0, 2), np.float32), np.zeros(0, np.int32), None, crop,
+                                (int(hw[0]), int(hw[1])))
+    return out
+
+
 @dataclass(frozen=True)
 class Prompts:
     """The prompts of one object on one image/frame, checked by :func:`make_prompts` for frames of ``hw``."""

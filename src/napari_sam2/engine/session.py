@@ -28,7 +28,7 @@ from .heap import release_free_memory
 from .history import DIRECTIONS, ClearPrompts, PropagationRun, Record, RemoveObject, SetMasks, SetParent, SetPrompts
 from .labels import LABEL_DTYPES, LabelOutput, label_dtype_for
 from .lineage import Lineage
-from .prompts import Prompts, make_prompts
+from .prompts import Prompts, label_prompts, make_prompts
 from .region import place_in_frame, prompts_in_region
 from .spill import EmbeddingSpill
 from .store import LogitStore
@@ -254,12 +254,13 @@ class TrackingSession:
         return FrameOutput(heads.lowres, heads.obj_ptr, heads.object_score, None, from_prompt=True, iou=heads.iou)
 
     def set_mask_prompts(self, frame: int, masks: Mapping[int, np.ndarray | Prompts],
-                         batch: int = 16) -> dict[int, np.ndarray]:
+                         batch: int = 16, *, masks_out: bool = True) -> dict[int, np.ndarray]:
         """Make a mask the prompt of each object in ``masks`` (``{obj_id: (H, W) bool mask or mask-only
         Prompts}``) on ``frame``, as :meth:`set_prompts` with ``mask=`` does, but ``batch`` objects at a
         time through the heads. On ``frame`` each object's result is its mask exactly (not the model's
         low-resolution version of it); the memory and later frames are as with ``set_prompts``.
-        Returns ``{obj_id: (H, W) bool mask}`` of the results."""
+        Returns ``{obj_id: (H, W) bool mask}`` of the results (empty with ``masks_out=False``: hundreds of
+        full-frame masks are then never held at once)."""
         frame = self._check_frame(frame)
         checked: dict[int, Prompts] = {}
         for oid, m in masks.items():
@@ -287,7 +288,9 @@ class TrackingSession:
             track = self._objects.setdefault(oid, ObjectTrack())
             track.prompts[frame] = checked[oid]
             track.pending[frame] = out
-            result[oid] = self._mask(out, oid, frame)
+            mask = self._mask(out, oid, frame)  # also records its area and centroid
+            if masks_out:
+                result[oid] = mask
         self.history.append(SetMasks(frame, checked))
         return result
 
@@ -296,21 +299,9 @@ class TrackingSession:
         frame) an object prompted with its mask on ``frame``; the label values become the object ids
         (an existing object with that id gets the mask as a correction). Returns the ids, ascending."""
         frame = self._check_frame(frame)
-        labels = np.asarray(labels)
-        if labels.shape != self.frame_shape:
-            raise PromptError(f"the label image has shape {labels.shape}; the frames are {self.frame_shape}.")
-        if labels.dtype.kind not in "iub":
-            raise PromptError(f"a label image must hold integer labels; got {labels.dtype}.")
-        ids = [int(i) for i in np.unique(labels) if i > 0]
-        if not ids:
-            raise PromptError(f"the label image for frame {frame} has no labels (every pixel is 0).")
-        if int(labels.min()) < 0:
-            raise PromptError("a label image cannot hold negative labels.")
-        from .prompts import CroppedMask
-
-        masks = {oid: make_prompts(self.frame_shape, mask=CroppedMask.of(labels == oid)) for oid in ids}
-        self.set_mask_prompts(frame, masks, batch=batch)
-        return ids
+        prompts = label_prompts(labels, self.frame_shape)
+        self.set_mask_prompts(frame, prompts, batch=batch, masks_out=False)
+        return list(prompts)
 
     def clear_prompts(self, frame: int, obj_id: int | None = None) -> None:
         """Remove the prompts on ``frame`` of one object (or of all objects).
@@ -597,7 +588,7 @@ class TrackingSession:
 
     def _mask(self, out: FrameOutput, obj_id: int, frame: int) -> np.ndarray:
         """(H, W) bool mask of an output; records its area and centroid in ``out.stats``."""
-        mask = self._frame_logits(obj_id, out, frame) > 0
+        mask = np.asarray(out.exact) if out.exact is not None else self._frame_logits(obj_id, out, frame) > 0
         if out.stats is None:
             out.stats = mask_stats(mask)
         return mask
@@ -688,20 +679,22 @@ class TrackingSession:
                 })
         return rows
 
-    def export_ctc(self, folder: str | Path, overwrite: bool = False):
+    def export_ctc(self, folder: str | Path, overwrite: bool = False, labels=None):
         """Write the results in the Cell Tracking Challenge format: ``mask000.tif`` ... (frames from 0)
         and ``res_track.txt`` with the lineage of :meth:`set_parent` (see :func:`~.ctc.write_ctc`; an
-        object that vanishes and comes back becomes two linked tracks, as CTC requires)."""
+        object that vanishes and comes back becomes two linked tracks, as CTC requires). ``labels``: the
+        (T, H, W) result of :meth:`labels` if the caller has it already (else it is computed)."""
         from .ctc import write_ctc
 
-        return write_ctc(folder, self.labels(), self.lineage, overwrite=overwrite)
+        return write_ctc(folder, self.labels() if labels is None else labels, self.lineage, overwrite=overwrite)
 
-    def export_geff(self, path: str | Path, overwrite: bool = False):
+    def export_geff(self, path: str | Path, overwrite: bool = False, labels=None):
         """Write the tracks as a GEFF graph (zarr): one node per object and frame (t, y, x centroid, area,
-        label), edges between an object's frames and from parents to daughters (see :func:`~.ctc.write_geff`)."""
+        label), edges between an object's frames and from parents to daughters (see :func:`~.ctc.write_geff`).
+        ``labels`` as for :meth:`export_ctc`."""
         from .ctc import write_geff
 
-        return write_geff(path, self.labels(), self.lineage, overwrite=overwrite)
+        return write_geff(path, self.labels() if labels is None else labels, self.lineage, overwrite=overwrite)
 
     def frames_with_output(self, obj_id: int | None = None) -> list[int]:
         """Sorted frames that have a result for ``obj_id`` (or for any object)."""

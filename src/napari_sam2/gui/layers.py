@@ -22,7 +22,7 @@ from napari.layers import Labels, Points, Shapes
 
 from ..engine.geometry import StackGeometry
 from ..engine.heap import release_free_memory
-from ..engine.labels import LabelOutput, label_dtype_for
+from ..engine.labels import LabelOutput
 from ..engine.prompts import Prompts, make_prompts
 from ..errors import PromptError
 
@@ -298,9 +298,8 @@ class PromptLayers:
             return
         if self.output is None or self.output.geometry != geometry or self.labels.data is not self.output.array:
             self.clear_labels(geometry)  # a layer found in the viewer, or data replaced by someone else
-        top = int(labels.max()) if labels.size else 0
-        if top > np.iinfo(self.output.dtype).max:
-            self.output = self.output.grown(label_dtype_for(top))
+        if labels.dtype.itemsize > self.output.dtype.itemsize:  # the session's ids outgrew uint16
+            self.output = self.output.grown(labels.dtype)
             self.labels.data = self.output.array
         self.output.write(frame, labels)
         self.labels.refresh()

@@ -170,12 +170,13 @@ def replay(session: TrackingSession, annotation) -> Iterator[Status | FrameLabel
         yield FrameLabels(frame, session.frame_labels(frame))
 
 
-def seed(session: TrackingSession, frame: int, labels) -> Iterator[Status | FrameLabels | TrackTable]:
-    """``session.add_objects_from_labels(frame, labels)``, then that frame's labels and the track table."""
+def seed(session: TrackingSession, frame: int, prompts: dict) -> Iterator[Status | FrameLabels | TrackTable]:
+    """``session.set_mask_prompts(frame, prompts)`` (objects from a label image, see
+    ``engine.prompts.label_prompts``), then that frame's labels and the track table."""
     if not session.has_embedding(frame):
         yield Status(f"Computing the image embedding of frame {frame} …")
-    ids = session.add_objects_from_labels(frame, labels)
-    yield Status(f"{len(ids)} objects made from the labels on frame {frame}.")
+    session.set_mask_prompts(frame, prompts, masks_out=False)
+    yield Status(f"{len(prompts)} objects made from the labels on frame {frame}.")
     yield FrameLabels(frame, session.frame_labels(frame))
     yield TrackTable(session.track_table(), session.lineage)
 

@@ -14,8 +14,9 @@ import numpy as np
 from napari.layers import Labels
 from napari.utils.notifications import show_info, show_warning
 
-from ..engine.prompts import CroppedMask, make_prompts
+from ..engine.prompts import label_prompts
 from ..engine.track_table import Doubt, doubtful_frames
+from ..errors import PromptError
 from . import tasks
 from .jobs import Job
 from .layers import same_layer, unwrap
@@ -67,13 +68,15 @@ class Tracking:
             show_warning(msg)
             host.message.emit(msg)
             return
-        ids = [int(i) for i in np.unique(plane) if i > 0]
-        if not ids:
-            show_warning(f"'{layer.name}' has no labels on frame {frame}.")
+        try:
+            prompts = label_prompts(plane, geo.frame_hw)
+        except PromptError as exc:
+            msg = f"'{layer.name}' on frame {frame}: {exc}"
+            show_warning(msg)
+            host.message.emit(msg)
             return
         state = host.sync_state
-        for oid in ids:  # the prompts as the engine will have them: nothing is re-sent by the next sync
-            p = make_prompts(geo.frame_hw, mask=CroppedMask.of(plane == oid))
+        for oid, p in prompts.items():  # the prompts as the engine will have them: the next sync sends nothing
             state.masks[(frame, oid)] = p.mask
             state.applied[(frame, oid)] = p
             state.prompts[(frame, oid)] = p
@@ -85,10 +88,10 @@ class Tracking:
 
         def prepare():
             session = host.get_session()
-            return None if session is None else (tasks.seed, (session, frame, plane))
+            return None if session is None else (tasks.seed, (session, frame, prompts))
 
         host.runner.submit(Job(("seed", frame), "edit", prepare, self._seeded,
-                               description=f"Making {len(ids)} objects from '{layer.name}' on frame {frame}"))
+                               description=f"Making {len(prompts)} objects from '{layer.name}' on frame {frame}"))
 
     def _seeded(self, value) -> None:
         if isinstance(value, tasks.TrackTable):

@@ -17,9 +17,9 @@ def test_speed_benchmark_smoke_run(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "matrix-product peak" in proc.stdout and "memory attention" in proc.stdout
     report = json.loads(out.read_text())
-    runs = {r["precision"]: r for r in report["runs"]}
-    assert "float32" in runs and len(runs) == 2
-    for r in runs.values():
+    runs = report["runs"]  # float32 and the default (float32 too on CPUs without fast bfloat16)
+    assert len(runs) == 2 and runs[0]["precision"] == "float32"
+    for r in runs:
         assert r["s_per_frame"] > 0 and r["reprop_s_per_frame"] > 0 and r["click_ms"] > 0
         assert set(r["components_ms"]) == {"encoder", "memory attention", "heads", "memory encoder"}
         assert r["gflop_per_frame"]["encoder"] > 0

@@ -149,7 +149,8 @@ def test_gap_labels_start_above_every_id_in_use(tmp_path):
 
 @pytest.fixture
 def loaded(export):
-    loaders = pytest.importorskip("traccuracy.loaders")
+    from traccuracy import loaders
+
     return loaders.load_ctc_data(str(export.folder), track_path=str(export.folder / TRACK_FILE), run_checks=True)
 
 
@@ -186,18 +187,30 @@ def test_traccuracy_track_begin_and_end_frames(loaded):
         assert sorted(frames[label]) == list(range(first, last + 1)), label
 
 
-def test_ctc_metrics_of_the_export_against_itself_are_perfect(export, loaded):
-    traccuracy = pytest.importorskip("traccuracy")
+def test_ctc_metrics_score_the_export_and_see_a_missing_division(export, loaded, tmp_path):
+    """traccuracy's CTC metrics read the export as a prediction: perfect against itself, and lower once the
+    division link of one daughter is dropped from res_track.txt (so the files carry the lineage)."""
+    import shutil
+
+    import traccuracy
     from traccuracy.loaders import load_ctc_data
     from traccuracy.matchers import CTCMatcher
     from traccuracy.metrics import CTCMetrics
 
-    again = load_ctc_data(str(export.folder), track_path=str(export.folder / TRACK_FILE))
-    results, _ = traccuracy.run_metrics(gt_data=loaded, pred_data=again, matcher=CTCMatcher(), metrics=[CTCMetrics()])
-    scores = results[0]["results"]
-    assert scores["TRA"] == 1.0
-    assert scores["DET"] == 1.0
-    assert scores["AOGM"] == 0
+    def scores(folder):
+        pred = load_ctc_data(str(folder), track_path=str(folder / TRACK_FILE))
+        results, _ = traccuracy.run_metrics(gt_data=loaded, pred_data=pred, matcher=CTCMatcher(),
+                                            metrics=[CTCMetrics()])
+        return results[0]["results"]
+
+    same = scores(export.folder)
+    assert same["TRA"] == 1.0 and same["DET"] == 1.0 and same["AOGM"] == 0
+    broken = shutil.copytree(export.folder, tmp_path / "broken")
+    lines = (broken / TRACK_FILE).read_text().splitlines()
+    assert lines[1] == "2 4 5 1"
+    (broken / TRACK_FILE).write_text("\n".join([lines[0], "2 4 5 0", *lines[2:]]) + "\n")
+    worse = scores(broken)
+    assert worse["TRA"] < 1.0 and worse["DET"] == 1.0 and worse["AOGM"] > 0
 
 
 # --- refusals -------------------------------------------------------------------------------------------
@@ -314,7 +327,7 @@ def test_3d_frames(tmp_path):
 @pytest.fixture
 def geff_graph(tmp_path):
     """(networkx graph, metadata) of the GEFF of :func:`make_labels`, read back with all of geff's checks."""
-    geff = pytest.importorskip("geff")
+    import geff
     from geff.validate.data import ValidationConfig
 
     path = write_geff(tmp_path / "tracks.geff", make_labels(), PARENTS)
@@ -357,7 +370,7 @@ def test_geff_edges_follow_objects_across_gaps_and_divisions(geff_graph):
 
 
 def test_geff_matches_geffs_own_conversion_of_our_ctc_export(tmp_path, geff_graph):
-    geff = pytest.importorskip("geff")
+    import geff
     from geff.convert import from_ctc_to_geff
 
     summary = write_ctc(tmp_path / "res", make_labels(), PARENTS)
@@ -374,7 +387,7 @@ def test_geff_matches_geffs_own_conversion_of_our_ctc_export(tmp_path, geff_grap
 
 
 def test_geff_3d_frames_and_empty_stack(tmp_path):
-    geff = pytest.importorskip("geff")
+    import geff
     labels = np.zeros((2, 3, 4, 5), np.uint32)
     labels[:, 1, 2:4, 0:2] = 7
     graph, meta = geff.read(str(write_geff(tmp_path / "3d.geff", labels)))
@@ -387,7 +400,7 @@ def test_geff_3d_frames_and_empty_stack(tmp_path):
 
 
 def test_geff_large_ids_are_kept(tmp_path):
-    geff = pytest.importorskip("geff")
+    import geff
     labels = np.zeros((2, 3, 3), np.uint64)
     labels[:, 0, 0] = 2**40 + 1
     graph, _ = geff.read(str(write_geff(tmp_path / "big.geff", labels)))
@@ -395,7 +408,7 @@ def test_geff_large_ids_are_kept(tmp_path):
 
 
 def test_geff_reads_frame_by_frame_and_refuses_like_ctc(tmp_path):
-    pytest.importorskip("geff")
+    import geff  # noqa: F401 (the test needs it installed)
     lazy = FrameOnly(make_labels())
     write_geff(tmp_path / "a.geff", lazy, PARENTS)
     assert lazy.requests == list(range(6))

@@ -94,7 +94,7 @@ def test_four_and_two_dimensional_labels(tmp_path, ext):
     labels = make_labels((2, 3, 16, 12), np.uint8)
     stack = read_stack(write_labels(tmp_path / f"tz{ext}", labels, axes="tzyx"))
     np.testing.assert_array_equal(load(stack), labels)
-    assert stack.axes in ("TZYX", None)
+    assert stack.axes == ("TZYX" if AXES_KEPT.get(ext, True) else None)
     image = make_labels((16, 12), np.uint16)
     calls = []
     stack = read_stack(write_labels(tmp_path / f"yx{ext}", image, axes="YX", progress=lambda *a: calls.append(a)))
@@ -126,7 +126,7 @@ def test_tiff_flavours(tmp_path):
 
 
 def test_ome_tiff_metadata_parses_with_ome_types(tmp_path):
-    ome_types = pytest.importorskip("ome_types")
+    import ome_types
     labels = make_labels((4, 3, 32, 24), np.uint32)
     out = write_labels(tmp_path / "labels.ome.tiff", labels, axes="TZYX", name="cells")
     ome = ome_types.from_tiff(out)
@@ -142,7 +142,6 @@ def test_ome_tiff_metadata_parses_with_ome_types(tmp_path):
 
 
 def test_ome_zarr_is_an_ngff_label_image_for_the_ome_zarr_reader(tmp_path):
-    pytest.importorskip("ome_zarr")
     from ome_zarr.format import FormatV04
     from ome_zarr.io import parse_url
     from ome_zarr.reader import Label, Multiscales, Reader
@@ -189,7 +188,7 @@ def test_an_interrupted_write_leaves_nothing_behind(tmp_path, ext):
     with pytest.raises(RuntimeError, match="reading plane failed"):
         write_labels(tmp_path / f"l{ext}", PlaneOnly(make_labels(), fail_at=3), progress=lambda *a: calls.append(a))
     assert os.listdir(tmp_path) == []
-    assert len(calls) <= 3
+    assert 2 <= len(calls) <= 3 and calls == [(i, 5) for i in range(1, len(calls) + 1)]  # planes before 3 only
 
 
 def test_labels_too_large_for_tiff_fail_cleanly(tmp_path):

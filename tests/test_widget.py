@@ -27,7 +27,7 @@ def test_point_segments_current_frame(sam2, qtbot):
     assert ctl.session.prompts()[1][2].points.tolist() == [[20, 20]]
     # busy, then idle (frame 2 may have been encoded in the background already: napari can open
     # with any frame in view, and the frame in view is prepared while nothing else runs)
-    assert any("frame 2" in t for t in said) and said[-1] == ""
+    assert any(t.startswith("Segmenting object 1 on frame 2") for t in said) and said[-1] == ""
     assert widget.status_label.text() == "idle" and widget.busy_bar.isHidden()
 
 

@@ -270,7 +270,8 @@ def child_ours(a) -> dict:
     frames = read_clip(Path(a.clip), lazy=a.rss)
     size = int(frames.shape[1])
     n = int(frames.shape[0])
-    result = {"side": "napari-sam2", "precision": model.precision, "device": str(model.device)}
+    result = {"side": "napari-sam2", "precision": model.precision, "device": str(model.device),
+              "precision_reason": model.precision_reason}
     if a.rss:
         session = model.open_stack(frames)
         session.set_prompts(0, 1, points=prompts_for(0, size))
@@ -344,8 +345,8 @@ def child_ours(a) -> dict:
             tracker.encode_memory(net, emb, heads.lowres, heads.object_score, False)
     per_frame_calls = {"encoder": 1, "memory attention": a.objects, "heads": a.objects, "memory encoder": a.objects}
     result["gflop_per_frame"] = {k: v * per_frame_calls[k] / 1e9 for k, v in flops.items()}
-    result["component_dtype"] = {"encoder": str(net.compute_dtype), "memory attention": str(net.compute_dtype),
-                                 "heads": str(net.dtype), "memory encoder": str(net.compute_dtype)}
+    result["component_dtype"] = {"encoder": str(net.compute_dtype), "memory attention": str(net.memory_dtype),
+                                 "heads": str(net.dtype), "memory encoder": str(net.memory_dtype)}
     session.close()
     np.savez_compressed(a.out_masks, masks=masks, present=present)
     result.update(s_per_frame=first["s_per_frame"], per_frame=first["per_frame"],
@@ -547,6 +548,11 @@ def main() -> int:
     print(f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} threads)"
           f"{', ' + info['cuda'] if info['cuda'] else ''}; python {info['python']}; {info['date']}")
     print("matrix-product peak: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))
+    from napari_sam2.precision import auto_precision
+
+    auto = auto_precision(a.device)
+    info["auto_precision"] = {"choice": auto.describe(), "reason": auto.reason}
+    print(f"auto precision on {a.device}: {auto.describe()} ({auto.reason})")
     print(f"reference: {ref_py or 'not available (see --reference)'}")
     report = {"machine": info, "matmul_gflops": peaks, "runs": [], "rss": []}
     with tempfile.TemporaryDirectory(prefix="napari-sam2-bench-") as tmp:

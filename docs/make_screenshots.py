@@ -101,7 +101,7 @@ def tracking_screenshots(qapp, out: Path, model, source: str | None) -> None:
     seeds[0] = np.where(found > 0, found + 10, 0)  # "Cellpose output" for frame 0
     viewer.add_labels(seeds, name="cellpose (frame 0)")
     widget = Sam2Widget(viewer)
-    viewer.window.add_dock_widget(widget, name="SAM 2 (click, propagate, correct)", area="right")
+    viewer.window.add_dock_widget(widget, name="SAM 2 tracking", area="right")
     ctl = widget.controller
     ctl.set_model(model if model is not None else load_model(source))
     idle = lambda: not ctl.runner.busy  # noqa: E731

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 T, SIZE = 6, 64
 TIMEOUT = 120_000
-WIDGET_NAME = "SAM 2 (click, propagate, correct)"
+WIDGET_NAME = "SAM 2 tracking"
 
 
 def idle(qtbot, widget, timeout=TIMEOUT):

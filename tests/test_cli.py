@@ -115,7 +115,7 @@ def test_a_prompt_file_without_propagation_is_propagated_through_the_stack(tmp_p
         ("other stack", "made for frames of \\(48, 56\\), but this stack's frames are \\(30, 30\\)"),
         ("existing output", "exists; pass --overwrite"),
         ("unknown format", "end the output name with one of"),
-        ("bad axis", "--axis c: the stack's axes are TYX"),
+        ("bad axis", "--axis z: the stack's axes are TYX"),
         ("missing model", "sam2_missing.pt"),
         ("no output folder", "does not exist; create it first"),
     ],
@@ -137,7 +137,7 @@ def test_bad_inputs_get_one_line_and_exit_1(annotated, tiny_checkpoint, tmp_path
     elif case == "unknown format":
         args["out"] = str(tmp_path / "o.png")
     elif case == "bad axis":
-        extra = ["--axis", "c"]
+        extra = ["--axis", "z"]
     elif case == "missing model":
         args["model"] = str(tmp_path / "sam2_missing.pt")
     elif case == "no output folder":
@@ -150,6 +150,69 @@ def test_bad_inputs_get_one_line_and_exit_1(annotated, tiny_checkpoint, tmp_path
     if case == "existing output":
         assert out.read_bytes() == b"keep me"
     assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["segment", "s.npy", "-o", "o.npy", "--axis", "q"], "argument --axis: --axis takes t, z or an axis number"),
+        (["segment", "s.npy", "-o", "o.npy", "--device", "gpu"], "argument --device: --device takes cpu, cuda"),
+        (["segment", "s.npy", "-o", "o.npy", "--seed-frame", "-1"], "argument --seed-frame: .* >= 0; got '-1'"),
+        (["segment", "s.npy", "-o", "o.npy", "--roi", "40,40,10,10"], "argument --roi: .*0 <= ROW0 < ROW1"),
+        (["batch", "m.csv", "-o", "out", "--workers", "0"], "argument --workers: .* >= 1; got '0'"),
+        (["batch", "m.csv", "-o", "out", "--format", ".png"], "argument --format: Unknown output format '.png'"),
+    ],
+)
+def test_usage_errors_exit_2_before_anything_runs(tmp_path, monkeypatch, capsys, args, match):
+    """docs/cli.md: 2 for a wrong command line, with argparse's usage and a message naming the option."""
+    monkeypatch.chdir(tmp_path)
+    np.save(tmp_path / "s.npy", stack_data(2))
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2, err
+    assert err.startswith("usage: napari-sam2 ") and __import__("re").search(match, err.splitlines()[-1]), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.npy"]
+
+
+def test_a_refusal_prints_no_progress_bar(annotated, tiny_checkpoint, tmp_path, capsys):
+    """Without --quiet, an existing output is refused with one line: no progress bar before it."""
+    stack, prompts, _ = annotated
+    out = tmp_path / "o.ome.tif"
+    out.write_bytes(b"keep me")
+    code = main(["segment", str(stack), "-p", str(prompts), "-o", str(out), "--model", str(tiny_checkpoint),
+                 "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 1 and err == f"napari-sam2: error: {out} exists; pass --overwrite (overwrite=True) to replace it.\n"
+    assert out.read_bytes() == b"keep me"
+
+
+def test_progress_and_summary_count_frames_not_steps(annotated, model, tmp_path, capsys, tiny_checkpoint):
+    """The fixture's file propagates 7 steps both ways from frame 1 and 2 more after a correction on
+    frame 4: 9 steps over the stack's 6 frames. The bar and the summary say 6 frames."""
+    from napari_sam2.cli.segment import segment_file
+
+    stack, prompts, _ = annotated
+    calls = []
+    result = segment_file(stack, prompts, tmp_path / "a.npy", model=model, on_frame=lambda d, t: calls.append((d, t)))
+    assert result.frames == T and len(calls) == 9
+    assert calls[-1] == (T, T) and {t for _, t in calls} == {T}
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)  # never counts back, never past the total
+    assert main(["segment", str(stack), "-p", str(prompts), "-o", str(tmp_path / "b.npy"), "--model",
+                 str(tiny_checkpoint), "--device", "cpu", "--dtype", "float32", "-q"]) == 0
+    assert f"b.npy: {T} frames in " in capsys.readouterr().err
+
+
+def test_one_frame_is_one_frame(tmp_path, model, tiny_checkpoint, capsys):
+    data = stack_data(1)
+    np.save(tmp_path / "one.npy", data)
+    session = model.open_stack(data)
+    session.set_prompts(0, 1, points=[[20, 25]])
+    session.save_prompts(tmp_path / "p.json")
+    session.close()
+    assert main(["segment", str(tmp_path / "one.npy"), "-p", str(tmp_path / "p.json"), "-o", str(tmp_path / "o.npy"),
+                 "--model", str(tiny_checkpoint), "--device", "cpu", "--dtype", "float32", "-q"]) == 0
+    assert "o.npy: 1 frame in " in capsys.readouterr().err
 
 
 def test_interrupted_run_leaves_no_output(tmp_path, tiny_checkpoint, model):

@@ -72,7 +72,7 @@ def test_console_example_runs(tiny_model, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     scope = {"viewer": viewer}
     exec(compile(code, "docs/console.md", "exec"), scope)
-    labels = viewer.layers["SAM2 labels"].data
+    labels = viewer.layers["console labels"].data
     assert labels.shape == data.shape and labels[16].any()
     assert (tmp_path / "prompts.json").is_file() and scope["again"].object_ids == [1, 2]
 
@@ -94,6 +94,28 @@ def test_screenshot_script(gui_display, tmp_path):
 @pytest.mark.parametrize("name, doc", [("click", "user-guide"), ("box", "user-guide"), ("propagate", "user-guide"),
                                        ("correction", "user-guide"), ("seeds", "tracking"), ("division", "tracking")])
 def test_screenshots_are_committed(name, doc):
+    """Each screenshot the docs show is a real, small PNG of the napari window, not a blank or broken file."""
+    from PIL import Image
+
     path = ROOT / "docs" / "images" / f"{name}.png"
     assert path.is_file() and path.stat().st_size < 300_000
     assert f"images/{name}.png" in (ROOT / "docs" / f"{doc}.md").read_text()
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.width >= 800 and im.height >= 500
+        rgb = np.asarray(im.convert("RGB")).reshape(-1, 3)
+    _, counts = np.unique(rgb, axis=0, return_counts=True)
+    assert len(counts) >= 100 and counts.max() < 0.6 * len(rgb)  # a window with content, not one colour
+
+
+def test_screenshots_are_all_different():
+    """Six screenshots of six steps: none is a copy of another (a step that failed to draw would be)."""
+    from PIL import Image
+
+    pixels = {}
+    for name in ("click", "box", "propagate", "correction", "seeds", "division"):
+        with Image.open(ROOT / "docs" / "images" / f"{name}.png") as im:
+            pixels[name] = np.asarray(im.convert("RGB"))
+    names = list(pixels)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert pixels[a].shape != pixels[b].shape or not np.array_equal(pixels[a], pixels[b]), (a, b)

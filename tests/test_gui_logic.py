@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import threading
 
 import numpy as np
 import pytest
@@ -132,9 +132,14 @@ def test_run_length_matches_the_engine(tiny_model):
     session.close()
 
 
-def _steps(values, delay=0.05):
+def _steps(values, gate=None, ran=None):
+    """Yield ``values``; with a ``gate`` (threading.Semaphore) each step waits for one permit, so a test
+    decides how far a job gets (counted, not timed); ``ran`` records the steps the worker computed."""
     for v in values:
-        time.sleep(delay)
+        if gate is not None and not gate.acquire(timeout=60):
+            raise RuntimeError("test gate never opened")
+        if ran is not None:
+            ran.append(v)
         yield v
 
 
@@ -151,11 +156,16 @@ def test_job_runner_runs_one_at_a_time_coalesces_and_cancels(qtbot):
     qtbot.waitUntil(lambda: not runner.busy, timeout=10_000)
     assert seen == [1, 2, 4] and ended == [("a", False), ("b", False)] and not errors
 
-    runner.submit(job("long", list(range(100)), kind="propagate"))
-    qtbot.waitUntil(lambda: len(seen) > 4, timeout=10_000)
+    gate, ran = threading.Semaphore(0), []
+    runner.submit(Job("long", "propagate", lambda: (_steps, (list(range(100)), gate, ran)), seen.append,
+                      lambda c: ended.append(("long", c))))
+    gate.release(2)
+    qtbot.waitUntil(lambda: len(seen) == 5, timeout=10_000)  # 1, 2, 4 and two steps of "long"
     assert runner.cancel(kinds=("propagate",))
+    gate.release(100)  # every step may go now: only the cancel stops the worker
     qtbot.waitUntil(lambda: not runner.busy, timeout=10_000)
-    assert 4 < len(seen) < 10 and ended[-1] == ("long", True)
+    assert ended[-1] == ("long", True) and seen == [1, 2, 4, 0, 1]  # results after the cancel are dropped
+    assert len(ran) <= 3  # the worker stopped: at most the step in flight ran after the cancel
 
 
 def test_job_runner_reports_errors_even_runtime_errors(qtbot):
@@ -175,16 +185,20 @@ def test_job_runner_reports_errors_even_runtime_errors(qtbot):
 def test_job_runner_shutdown_waits_for_the_worker_then_cleans_up(qtbot):
     seen, cleaned = [], []
     runner = JobRunner(lambda job, exc: None)
-    runner.submit(Job("long", "propagate", lambda: (_steps, (list(range(100)),)), seen.append))
-    runner.submit(Job("next", "prompt", lambda: (_steps, ([0],)), seen.append))
-    qtbot.waitUntil(lambda: len(seen) > 1, timeout=10_000)
-    runner.shutdown(then=lambda: cleaned.append(True))
-    assert not cleaned and runner.closed
+    gate, ran = threading.Semaphore(2), []
+    runner.submit(Job("long", "propagate", lambda: (_steps, (list(range(100)), gate, ran)), seen.append))
+    runner.submit(Job("next", "prompt", lambda: (_steps, ([-1],)), seen.append))
+    qtbot.waitUntil(lambda: len(seen) == 2, timeout=10_000)
+    runner.shutdown(then=lambda: cleaned.append(True), wait_s=0)  # no wait: the step in flight waits for the gate
+    assert not cleaned and runner.closed  # the worker is still in its third step
+    gate.release(100)  # every step may go now: only the shutdown stops the job
     qtbot.waitUntil(lambda: cleaned == [True], timeout=10_000)
+    assert seen == [0, 1] and len(ran) <= 3  # the worker stopped within a step; the waiting job never ran
     n = len(seen)
     runner.submit(Job("after", "prompt", lambda: (_steps, ([0],)), seen.append))
-    qtbot.wait(200)
-    assert len(seen) == n < 10 and not runner.busy
+    assert not runner.busy  # a closed runner starts nothing
+    qtbot.wait(200)  # (nothing would arrive later either)
+    assert len(seen) == n
 
 
 def test_download_progress_is_driven_from_another_thread(qtbot):

@@ -8,6 +8,7 @@ import http.server
 import pickle
 import threading
 
+import numpy as np
 import pytest
 import torch
 
@@ -33,18 +34,18 @@ def test_tiny_checkpoint_loads(tiny_checkpoint):
     assert all(p.dtype == torch.float32 for p in seg.net.parameters())
 
 
-def test_default_precision_is_mixed_where_the_cpu_has_bfloat16(tiny_checkpoint):
-    """The fast default: heavy parts (image encoder, memory attention, memory encoder) in
-    bfloat16 when the CPU has native bfloat16, float32 otherwise; the heads always stay float32."""
-    from napari_sam2.loading import cpu_has_fast_bfloat16
+def test_default_precision_follows_the_device_rule(tiny_checkpoint):
+    """The fast default: heavy parts (image encoder; memory attention + memory encoder) in what
+    napari_sam2.precision decides for this CPU; the heads always stay float32."""
+    from napari_sam2.precision import auto_precision
 
     seg = napari_sam2.load_model(tiny_checkpoint, device="cpu")
-    expected = torch.bfloat16 if cpu_has_fast_bfloat16() else torch.float32
-    assert seg.dtype == expected
+    chosen = auto_precision("cpu")
+    assert seg.dtype == chosen.encoder and seg.precision_reason == chosen.reason
     net = seg.net
-    assert {p.dtype for p in net.image_encoder.parameters()} == {expected}
-    assert {p.dtype for p in net.memory_attention.parameters()} == {expected}
-    assert {p.dtype for p in net.memory_encoder.parameters()} == {expected}
+    assert {p.dtype for p in net.image_encoder.parameters()} == {chosen.encoder}
+    assert {p.dtype for p in net.memory_attention.parameters()} == {chosen.memory}
+    assert {p.dtype for p in net.memory_encoder.parameters()} == {chosen.memory}
     for part in (net.sam_mask_decoder, net.sam_prompt_encoder, net.obj_ptr_proj):
         assert {p.dtype for p in part.parameters()} == {torch.float32}
     assert net.no_obj_ptr.dtype == torch.float32
@@ -61,8 +62,43 @@ def test_truncated_file(tmp_path, tiny_checkpoint):
 def test_not_a_checkpoint_at_all(tmp_path):
     bad = tmp_path / "notes.pt"
     bad.write_bytes(b"hello, this is not a model" * 100)
-    with pytest.raises(CheckpointError, match="could not be read"):
+    with pytest.raises(CheckpointError, match="notes.pt is not a PyTorch checkpoint") as info:
         napari_sam2.load_model(bad)
+    assert "safely" not in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["random bytes", "foreign zip"])
+def test_random_bytes_or_foreign_zip_is_not_a_checkpoint(tmp_path, kind):
+    """Not a torch file at all: said so (what it is, what to do), not 'unsafe Python objects'."""
+    import zipfile
+
+    bad = tmp_path / "weights.pt"
+    if kind == "random bytes":
+        data = bytearray(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+        data[0] = 0x80  # starts like a pickle, as a random file may
+        data[1] = 0xAC  # ... but with no valid protocol number
+        bad.write_bytes(bytes(data))
+    else:
+        with zipfile.ZipFile(bad, "w") as archive:
+            archive.writestr("readme.txt", "not a model")
+    with pytest.raises(CheckpointError) as info:
+        napari_sam2.load_model(bad)
+    text = str(info.value)
+    assert "is not a PyTorch checkpoint" in text and "right file" in text
+    assert "safely" not in text
+
+
+class Unsafe:  # a class torch.load(weights_only=True) will not unpickle
+    def __init__(self):
+        self.value = 1
+
+
+def test_torch_file_with_unsafe_objects_is_named_so(tmp_path):
+    bad = tmp_path / "unsafe.pt"
+    torch.save({"model": {"w": torch.zeros(2)}, "extra": Unsafe()}, bad)
+    with pytest.raises(CheckpointError, match="holds Python objects that cannot be loaded safely") as info:
+        napari_sam2.load_model(bad)
+    assert "not a PyTorch checkpoint" not in str(info.value)
 
 
 class Payload:  # an arbitrary class: weights_only must refuse to unpickle it

@@ -13,7 +13,7 @@ def test_manifest_is_valid_and_discoverable():
     keys = {s.key for s in pm.contributions.sample_data}
     assert keys == {"timelapse", "zstack"}
     (widget,) = pm.contributions.widgets
-    assert widget.display_name == "SAM 2 (click, propagate, correct)"
+    assert widget.display_name == "SAM 2 tracking"
     command = next(c for c in pm.contributions.commands if c.id == widget.command)
     assert command.python_name == "napari_sam2.gui:Sam2Widget"
     assert [m.command for m in pm.contributions.menus["napari/layers/segment"]] == [widget.command]

@@ -37,14 +37,25 @@ def test_embedding_is_cached(tiny_model, image):
 
 
 def test_row_col_convention(tiny_model, image):
-    """A point at (row, col) on an image equals the point at (col, row) on its transpose."""
-    a = tiny_model.predict_image(image, points=[[12.0, 33.0]])
-    b = tiny_model.predict_image(np.ascontiguousarray(image.transpose(1, 0, 2)), points=[[33.0, 12.0]])
-    # different images give different embeddings; what must hold is that the
-    # prompt lands on the same pixel: compare with the point moved instead
-    c = tiny_model.predict_image(image, points=[[33.0, 12.0]])
-    assert not np.allclose(a.logits, c.logits)
-    assert b.logits.shape == (1, 56, 40)
+    """A point at (row, col) of an (H, W) image reaches the prompt encoder at model (x, y) =
+    (col * S / W, row * S / H) (S the model frame, Meta's convention); on the transposed image the point
+    (col, row) lands at the swapped model position. (The model is not transpose-equivariant, so the
+    logits themselves cannot be compared across a transpose.)"""
+    net = tiny_model.net
+    seen = []
+    hook = net.sam_prompt_encoder.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    try:
+        a = tiny_model.predict_image(image, points=[[12.0, 33.0]])
+        tiny_model.predict_image(np.ascontiguousarray(image.transpose(1, 0, 2)), points=[[33.0, 12.0]])
+        c = tiny_model.predict_image(image, points=[[33.0, 12.0]])
+    finally:
+        hook.remove()
+    (xy_a, lab_a), (xy_b, _), _ = seen
+    s, (h, w) = net.cfg.image_size, image.shape[:2]
+    np.testing.assert_allclose(xy_a[0].cpu().numpy(), [[33.0 * s / w, 12.0 * s / h]], rtol=1e-6)
+    np.testing.assert_allclose(xy_b[0].cpu().numpy(), xy_a[0].cpu().numpy()[:, ::-1], rtol=1e-6)
+    assert lab_a.tolist() == [[1]]
+    assert not np.allclose(a.logits, c.logits)  # and the position matters to the result
 
 
 def test_box_corner_order_does_not_matter(tiny_model, image):
@@ -82,12 +93,20 @@ def test_two_and_four_channels():
 
 
 def test_mask_prompt_and_all_negative_allowed(tiny_model, image):
+    """A mask alone and negative clicks alone are prompts: each reaches the model (another mask, or the same
+    clicks as positive, give other logits) and the masks are the logits' sign."""
     mask = np.zeros(image.shape[:2], bool)
     mask[10:30, 10:40] = True
     r = tiny_model.predict_image(image, mask=mask)
     assert r.masks.shape == (1, 40, 56)
-    r = tiny_model.predict_image(image, points=[[5, 5], [20, 20]], labels=[0, 0])
-    assert r.masks.shape == (1, 40, 56)
+    np.testing.assert_array_equal(r.masks, r.logits > 0)
+    other = tiny_model.predict_image(image, mask=~mask)
+    assert not np.allclose(r.logits, other.logits)
+    neg = tiny_model.predict_image(image, points=[[5, 5], [20, 20]], labels=[0, 0])
+    pos = tiny_model.predict_image(image, points=[[5, 5], [20, 20]], labels=[1, 1])
+    assert neg.masks.shape == (1, 40, 56)
+    np.testing.assert_array_equal(neg.masks, neg.logits > 0)
+    assert not np.allclose(neg.logits, pos.logits)
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,23 @@ from napari_sam2 import ImageDataError, PromptError
 
 T, H, W = 12, 40, 48
 
+#: Relative bound for float32 results of one computation done by two different kernel paths (batched vs one
+#: object, oneDNN vs native, another CPU's GEMM blocking, torch.compile's fused kernels). Why 2**-11: float32
+#: rounds each operation by at most u = 2**-24; a kernel that sums a K-term product in another order moves
+#: the result by ~sqrt(K) u (K <= 256 here: 16 u); a logit passes through ~40 such products per frame
+#: (memory attention, decoder, memory encoder) and carries the differences of the earlier frames through
+#: memory (12 frames): 16 * 40 * 12 u ~ 7700 u ~ 2**-11. Measured: 1200 u (7.3e-5 of |logit| + 1, here and on
+#: the AMD EPYC of issue 15 item 10). A real error (another object's memory, a wrong frame) is O(1).
+KERNEL_RTOL = 2.0**-11
+
+
+def assert_close_across_kernels(actual: np.ndarray, desired: np.ndarray) -> None:
+    """``actual`` equals ``desired`` up to float32 rounding of different kernels (see KERNEL_RTOL): relative
+    to each value, plus relative to the frame's logit scale (a logit near 0 is the difference of terms of
+    that size, and carries their rounding). Absent-object logits (-1024) are exact either way."""
+    scale = max(1.0, float(np.abs(desired[desired > -1000]).max(initial=0.0)))
+    np.testing.assert_allclose(actual, desired, rtol=KERNEL_RTOL, atol=KERNEL_RTOL * scale)
+
 
 @pytest.fixture
 def stack():
@@ -102,13 +119,22 @@ def test_closing_generator_early_keeps_what_was_done(session):
     assert [f for f, _ in session.propagate(start=5)] == list(range(5, T))
 
 
-def test_clear_prompts_turns_conditioning_frame_into_tracked_frame(session):
+def test_clear_prompts_turns_conditioning_frame_into_tracked_frame(session, tiny_model, stack):
     session.set_prompts(0, 1, points=[[10, 12]])
     session.set_prompts(8, 1, points=[[20, 20]])
     list(session.propagate())
+    prompted = session.logits(8, 1)
     session.clear_prompts(8, 1)
-    assert session.logits(8, 1) is not None  # result kept until recomputed
+    np.testing.assert_array_equal(session.logits(8, 1), prompted)  # result kept until recomputed
+    assert list(session.prompts()[1]) == [0]
     list(session.propagate())
+    never = tiny_model.open_stack(stack)  # frame 8 never prompted: the results of a cleared prompt
+    never.set_prompts(0, 1, points=[[10, 12]])
+    list(never.propagate())
+    assert not np.array_equal(never.logits(8, 1), prompted)
+    for f in range(T):
+        np.testing.assert_array_equal(session.logits(f, 1), never.logits(f, 1))
+    never.close()
     with pytest.raises(PromptError, match="no object has a prompt"):
         session.clear_prompts(0)
         list(session.propagate())
@@ -203,8 +229,9 @@ def test_objects_tracked_together_equal_objects_tracked_alone(tiny_checkpoint, s
         alone = model.open_stack(stack)
         alone.set_prompts(p["frame"], oid, points=p.get("points"), box=p.get("box"))
         list(alone.propagate(start=0))
+        np.testing.assert_array_equal(together.logits(p["frame"], oid), alone.logits(p["frame"], oid))  # prompted
         for f in range(T):
-            np.testing.assert_allclose(together.logits(f, oid), alone.logits(f, oid), atol=2e-4)
+            assert_close_across_kernels(together.logits(f, oid), alone.logits(f, oid))
         alone.close()
     together.close()
 
@@ -394,7 +421,8 @@ def test_compiled_model_tracks_like_the_eager_one(tiny_checkpoint, stack):
         results.append([s.logits(f, 1) for f in range(4)])
         s.close()
     for eager, compiled in zip(*results):
-        np.testing.assert_allclose(compiled, eager, atol=1e-3)
+        for e, c in zip(eager, compiled):
+            assert_close_across_kernels(c, e)  # inductor's fused kernels round differently
 
 
 def test_closed_session_refuses_every_call(tiny_model, stack):
@@ -599,7 +627,7 @@ def test_objects_from_a_label_image(session, tmp_path):
     seeds[2:8, 30:44] = 300
     seeds[33:38, 40:46] = 70000 % 65536  # 4464
     ids = session.add_objects_from_labels(3, seeds, batch=3)  # two batches
-    assert ids == [5, 9, 300, 4464] and session.object_ids == ids
+    assert ids == {5: 5, 9: 9, 300: 300, 4464: 4464} and session.object_ids == list(ids.values())
     np.testing.assert_array_equal(session.frame_labels(3), seeds)  # frame-exact
     rows = {r["obj_id"]: r for r in session.track_table() if r["frame"] == 3}
     assert rows[9]["area"] == 150 and rows[9]["centroid_row"] == pytest.approx(24.5)
@@ -696,3 +724,88 @@ def test_a_small_region_of_a_large_lazy_stack_reads_only_the_region(tiny_model):
     # whole frames would be 64 chunks each
     assert sum(read) <= 2 * 4 * (4 * 256 * 256)
     s.close()
+
+
+def test_correction_on_a_one_frame_stack_after_propagating(tiny_model, stack):
+    """Issue 15 item 9: on a 1-frame stack a SAM 2.1 correction after propagating attends to one object
+    pointer at distance 0; its temporal position must be 0, not 0 / 0 (NaN: an empty mask). Its result
+    equals the same correction on a 2-frame stack starting with the same frame, where the reference's
+    normalisation (distance / (2 - 1)) is finite and selects the same memories and pointers."""
+    results = []
+    for frames in (stack[:1], stack[:2]):
+        s = tiny_model.open_stack(np.ascontiguousarray(frames))
+        s.set_prompts(0, 1, points=[[10, 12]], labels=[1])
+        list(s.propagate(max_frames=0))
+        mask = s.set_prompts(0, 1, points=[[10, 12], [30, 30]], labels=[1, 0])
+        results.append((mask, s.logits(0, 1), s.presence(0, 1)))
+        s.close()
+    (mask1, logits1, present1), (mask2, logits2, present2) = results
+    assert np.isfinite(logits1).all() and np.isfinite(present1)
+    assert mask1.any()  # the object is found, not written over with the "absent" logit
+    np.testing.assert_array_equal(logits1, logits2)
+    np.testing.assert_array_equal(mask1, mask2)
+    assert present1 == present2
+
+
+def test_embedding_store_encodes_a_frame_edited_in_place_again(tiny_model, tmp_path):
+    """Issue 15 item 9: the store's signature samples 16 frames; a frame edited in place that is not among
+    them must be encoded again (its stored embedding is stale), the unchanged frames are read back."""
+    import torch
+
+    from napari_sam2.engine.disk_cache import stack_signature
+
+    rng = np.random.default_rng(3)
+    frames = (rng.random((20, 16, 16)) * 255).astype(np.uint8)
+    store = tmp_path / "emb.zarr"
+    sampled = set(np.linspace(0, 19, 16).astype(int).tolist())
+    edited = next(f for f in range(20) if f not in sampled)  # a frame the signature does not see
+    used = [0, edited, 19]
+    s1 = tiny_model.open_stack(frames, embedding_store=store)
+    signature = stack_signature(s1.source, tiny_model.net)
+    for f in used:
+        s1.embedding(f)
+    s1.close()
+    frames[edited, 5, 7] ^= 0xFF  # one pixel, in place
+    s2 = tiny_model.open_stack(frames, embedding_store=store)
+    assert stack_signature(s2.source, tiny_model.net) == signature  # the edit is invisible to the signature
+    got = {f: s2.embedding(f) for f in used}
+    assert s2.frames_encoded == 1 and s2.disk.reads == 2 and s2.disk.stale == 1  # only the edited frame
+    s2.close()
+    fresh = tiny_model.open_stack(frames)  # no store: the embedding of the edited pixels
+    torch.testing.assert_close(got[edited].embed, fresh.embedding(edited).embed, rtol=0, atol=0)
+    fresh.close()
+    s3 = tiny_model.open_stack(frames, embedding_store=store)  # the new embedding was stored
+    for f in used:
+        s3.embedding(f)
+    assert s3.frames_encoded == 0 and s3.disk.reads == 3
+    s3.close()
+
+
+def test_kernel_rounding_bound_holds_for_other_kernels_and_catches_real_errors(tiny_checkpoint, stack):
+    """Issue 15 item 10: the bound between kernel paths holds for the difference reported on an AMD EPYC
+    (2.04e-4 at a logit of 2.85, frame scale ~7.8; the former atol 2e-4 failed there) and for another kernel
+    library on this CPU (oneDNN off: native kernels), and still fails for real errors."""
+    import torch
+
+    import napari_sam2
+
+    desired = np.full((4, 4), 2.85, np.float32)
+    desired[0, 0] = -7.8
+    assert_close_across_kernels(desired + np.float32(2.04e-4), desired)  # the AMD EPYC case
+    with pytest.raises(AssertionError):
+        assert_close_across_kernels(desired + np.float32(0.05), desired)  # a real error
+    flipped = desired.copy()
+    flipped[1, 1] = -0.01  # a mask pixel flipped by more than rounding
+    with pytest.raises(AssertionError):
+        assert_close_across_kernels(flipped, desired)
+    model = napari_sam2.load_model(tiny_checkpoint, device="cpu", dtype="float32")
+    results = []
+    for onednn in (True, False):
+        with torch.backends.mkldnn.flags(enabled=onednn):
+            s = model.open_stack(stack[:6])
+            s.set_prompts(0, 1, points=[[10, 12]])
+            list(s.propagate())
+            results.append([s.logits(f, 1) for f in range(6)])
+            s.close()
+    for a, b in zip(*results):
+        assert_close_across_kernels(a, b)

@@ -1,6 +1,6 @@
 """The README's demo: napari on the synthetic time-lapse, with the SAM 2 widget docked.
 
-    python -m napari_sam2.demo [--model NAME_OR_PATH] [--no-gui]
+    napari-sam2 demo [--headless] [--model NAME_OR_PATH]     (or python -m napari_sam2.demo ...)
 
 Opens napari on the sample time-lapse with the plugin's widget, starts
 loading the model in the background (``sam2.1_hiera_tiny`` is downloaded
@@ -10,7 +10,7 @@ more cells, press Propagate, correct a frame: see docs/user-guide.md.
 
 When the weights cannot be had (no network), it says how to get them and
 carries on with untrained random weights so the workflow can still be seen;
-those masks are meaningless. ``--no-gui`` prints the first mask's size
+those masks are meaningless. ``--headless`` prints the first mask's size
 instead of opening napari.
 """
 
@@ -32,10 +32,13 @@ def _untrained_model():
     import torch
 
     from .engine import Segmenter
+    from .loading import set_precision
     from .model import VARIANTS, Sam2Model
 
     torch.manual_seed(0)
-    return Segmenter(Sam2Model(VARIANTS["sam2.1_hiera_tiny"]).eval(), trained=False)
+    net = Sam2Model(VARIANTS["sam2.1_hiera_tiny"]).eval()
+    reason = set_precision(net, None)  # the same rule as a loaded checkpoint
+    return Segmenter(net, trained=False, precision_reason=reason)
 
 
 def _headless(model_source: str) -> int:
@@ -69,7 +72,7 @@ def open_demo(model_source: str = "sam2.1_hiera_tiny", viewer=None, model=None):
     ((data, meta, _),) = timelapse()
     viewer.add_image(data, **meta)
     widget = Sam2Widget(viewer)
-    viewer.window.add_dock_widget(widget, name="SAM 2 (click, propagate, correct)", area="right")
+    viewer.window.add_dock_widget(widget, name="SAM 2 tracking", area="right")
     ctl = widget.controller
 
     def fall_back(message: str) -> None:  # offline or a bad file: show the workflow on random weights
@@ -93,9 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default="sam2.1_hiera_tiny", help="model name or .pt file")
-    parser.add_argument("--no-gui", action="store_true", help="print the result instead of opening napari")
+    parser.add_argument("--headless", "--no-gui", dest="headless", action="store_true",
+                        help="print the result instead of opening napari")
     args = parser.parse_args(argv)
-    if args.no_gui:
+    if args.headless:
         return _headless(args.model)
 
     import napari

@@ -4,6 +4,11 @@ Every message says what is wrong and what to do about it.
 """
 
 
+def plural(n: int, noun: str) -> str:
+    """``n`` and ``noun`` as a message says them: ``1 frame``, ``12 frames``, ``0 frames``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint could not be found, downloaded, read, recognised or loaded."""
 

@@ -9,6 +9,7 @@ import torch
 from .engine.segmenter import Segmenter
 from .errors import CheckpointError
 from .model.checkpoint import build_model, read_checkpoint
+from .precision import auto_precision
 from .weights import CHECKPOINTS, fetch_checkpoint
 
 _DTYPES = {
@@ -54,28 +55,6 @@ def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     raise ValueError(f"dtype must be 'auto', float32, bfloat16 or float16; got {dtype!r}.")
 
 
-def cpu_has_fast_bfloat16() -> bool:
-    """Whether this CPU computes bfloat16 matrix products natively (AVX-512 BF16 / AMX via oneDNN)."""
-    try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def default_compute_dtype(device: torch.device) -> torch.dtype:
-    """The fast default for the image encoder and memory attention on ``device``.
-
-    CUDA: bfloat16, or float16 on GPUs without bfloat16. CPU: bfloat16 where
-    the processor has native bfloat16 arithmetic, else float32 (emulated
-    bfloat16 is slower than float32). Apple MPS: float32 (not yet measured).
-    """
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and cpu_has_fast_bfloat16():
-        return torch.bfloat16
-    return torch.float32
-
-
 def resolve_checkpoint(source: str | Path, progress=None) -> Path:
     """A file path as is; a known model name -> the cached (downloaded once) file."""
     path = Path(source).expanduser()
@@ -105,8 +84,9 @@ def load_model(
             :func:`napari_sam2.weights.cache_dir`).
         device: ``None`` picks CUDA, then MPS, then CPU.
         dtype: precision of the two heavy parts (image encoder, memory
-            attention). ``None``/``"auto"`` (default) picks the fast one for
-            the device (:func:`default_compute_dtype`); ``"float32"`` is exact
+            attention). ``None``/``"auto"`` (default) picks, per part, what
+            the device computes fast (:mod:`napari_sam2.precision`; the reason is
+            ``Segmenter.precision_reason``); ``"float32"`` is exact
             (Meta's float32 numbers); ``"bfloat16"``/``"float16"`` force one.
             The mask decoder (IoU and object-presence heads), prompt encoder
             and object pointers always run in float32. See docs/models.md.
@@ -126,7 +106,18 @@ def load_model(
     dev, dt = pick_device(device), parse_dtype(dtype)
     state, cfg = read_checkpoint(resolve_checkpoint(source, progress))
     net = build_model(state, cfg).to(device=dev, dtype=torch.float32)
-    net.set_compute_dtype(dt or default_compute_dtype(dev))
+    reason = set_precision(net, dt)
     if compile:
         net.compile_heavy_parts()
-    return Segmenter(net)
+    return Segmenter(net, precision_reason=reason)
+
+
+def set_precision(net, dtype: torch.dtype | None) -> str:
+    """Put ``net``'s heavy parts in ``dtype``, or (None) in what its device computes fast
+    (:func:`napari_sam2.precision.auto_precision`). Returns the reason, for the user."""
+    if dtype is not None:
+        net.set_compute_dtype(dtype)
+        return f"{str(dtype).removeprefix('torch.')} as asked"
+    chosen = auto_precision(net.device)
+    net.set_compute_dtype(chosen.encoder, chosen.memory)
+    return chosen.reason

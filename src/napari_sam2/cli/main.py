@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
-from ..errors import CheckpointError, ImageDataError, OutputError, PromptError, SessionClosedError
+from ..errors import CheckpointError, ImageDataError, OutputError, PromptError, SessionClosedError, plural
 
 #: Errors that are the user's to fix: one line, no traceback.
 USER_ERRORS = (CheckpointError, ImageDataError, OutputError, PromptError, SessionClosedError, OSError, ValueError)
@@ -41,15 +42,54 @@ def _plane(text: str) -> tuple[int, int]:
 def _roi(text: str) -> tuple[int, int, int, int]:
     try:
         r0, c0, r1, c1 = (int(v) for v in text.split(","))
-        return r0, c0, r1, c1
     except ValueError:
         raise argparse.ArgumentTypeError(f"--roi takes ROW0,COL0,ROW1,COL1 (four integers); got {text!r}") from None
+    if min(r0, c0) < 0 or r1 <= r0 or c1 <= c0:
+        raise argparse.ArgumentTypeError(f"--roi takes ROW0,COL0,ROW1,COL1 with 0 <= ROW0 < ROW1 and 0 <= COL0 < COL1 "
+                                         f"(the top-left and bottom-right corners); got {text!r}")
+    return r0, c0, r1, c1
+
+
+def _axis(text: str) -> str:
+    word = text.strip().lower()
+    if word in ("t", "z") or word.lstrip("-").isdigit():
+        return word
+    raise argparse.ArgumentTypeError(f"--axis takes t, z or an axis number (e.g. 0); got {text!r}")
+
+
+def _count(option: str, least: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = least - 1
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{option} takes a whole number >= {least}; got {text!r}")
+        return value
+    return parse
+
+
+def _device(text: str) -> str:
+    if re.fullmatch(r"cpu|mps|cuda(:\d+)?", text.strip().lower()):
+        return text.strip().lower()
+    raise argparse.ArgumentTypeError(f"--device takes cpu, cuda, cuda:N or mps; got {text!r}")
+
+
+def _format(text: str) -> str:
+    from ..errors import OutputError
+    from .batch import check_format
+
+    try:
+        return check_format(text)
+    except OutputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="sam2.1_hiera_tiny",
                    help="checkpoint name (downloaded once) or .pt file (default: sam2.1_hiera_tiny)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or mps (default: the best available)")
+    p.add_argument("--device", type=_device, default=None,
+                   help="cpu, cuda, cuda:1 or mps (default: the best available)")
     p.add_argument("--dtype", default=None, choices=("auto", "float32", "bfloat16", "float16"),
                    help="precision (default auto: bfloat16 where the hardware computes it fast). Replaying a "
                         "prompt file gives identical labels with the model, device and precision it was saved with")
@@ -69,11 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--prompts", "-p", type=Path, default=None, help="the prompt file (JSON)")
     seg.add_argument("--seeds", type=Path, default=None, help="a label image (e.g. Cellpose output): every label "
                                                                "becomes an object, prompted with its mask")
-    seg.add_argument("--seed-frame", type=int, default=0, help="the frame the seed labels belong to (default 0)")
+    seg.add_argument("--seed-frame", type=_count("--seed-frame", 0), default=0,
+                     help="the frame the seed labels belong to (default 0)")
     seg.add_argument("--output", "-o", type=Path, required=True,
                      help="labels: .ome.tif, .ome.zarr, .zarr, .tif or .npy (by extension)")
-    seg.add_argument("--axis", default=None, help="frame axis: t, z or a number (default: as the prompt file was "
-                                                  "saved, else T then Z from the file's axes)")
+    seg.add_argument("--axis", type=_axis, default=None, metavar="t|z|N",
+                     help="frame axis: t, z or a number (default: as the prompt file was saved, else T then Z "
+                          "from the file's axes)")
     seg.add_argument("--plane", type=_plane, action="append", default=[], metavar="AXIS=INDEX",
                      help="hold an extra axis of a 4-D/5-D stack at INDEX (repeatable)")
     _model_options(seg)
@@ -94,8 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     bat.add_argument("--output", "-o", type=Path, required=True, help="output folder")
     bat.add_argument("--scheduler", default=None, help="address of a running scheduler (default: a local "
                                                        "cluster)")
-    bat.add_argument("--workers", type=int, default=2, help="worker processes of the local cluster (default 2)")
-    bat.add_argument("--format", default=".ome.tif", dest="fmt", help="output extension (default .ome.tif)")
+    bat.add_argument("--workers", type=_count("--workers", 1), default=2,
+                     help="worker processes of the local cluster (default 2)")
+    bat.add_argument("--format", type=_format, default=".ome.tif", dest="fmt",
+                     help="output extension (default .ome.tif)")
     _model_options(bat)
 
     dl = sub.add_parser("download", help="download official checkpoints into the cache folder")
@@ -117,15 +161,17 @@ def _segment(a) -> int:
     from .segment import segment_file
 
     bar = None
-    if not a.quiet:
-        from tqdm import tqdm
 
-        bar = tqdm(total=0, unit="frame", desc=a.stack.name, file=sys.stderr, leave=False)
+    def on_frame(done: int, total: int) -> None:  # the bar starts with the first frame: after every check
+        nonlocal bar
+        if a.quiet:
+            return
+        if bar is None:
+            from tqdm import tqdm
 
-    def on_frame(done: int, total: int) -> None:
-        if bar is not None:
-            bar.total = total
-            bar.update(done - bar.n)
+            bar = tqdm(total=total, unit="frame", desc=a.stack.name, file=sys.stderr, leave=False)
+        bar.total = total
+        bar.update(done - bar.n)
 
     try:
         result = segment_file(a.stack, a.prompts, a.output, model=a.model, device=a.device, dtype=a.dtype,
@@ -136,7 +182,7 @@ def _segment(a) -> int:
         if bar is not None:
             bar.close()
     extra = " (no propagation was recorded: propagated through the whole stack)" if result.propagated_extra else ""
-    print(f"{result.output}: {result.frames} frames in {result.seconds:.1f} s{extra}", file=sys.stderr)
+    print(f"{result.output}: {plural(result.frames, 'frame')} in {result.seconds:.1f} s{extra}", file=sys.stderr)
     return 0
 
 
@@ -164,19 +210,20 @@ def _info(a) -> int:
 
     import torch
 
-    from ..loading import cpu_has_fast_bfloat16
+    from ..precision import auto_precision
     from ..weights import CHECKPOINTS, cache_dir
 
     print(f"napari-sam2 {_version()}  (Python {platform.python_version()}, {platform.system()} "
           f"{platform.machine()})")
     print(f"torch {torch.__version__}")
-    devices = [f"cpu ({'bfloat16 fast' if cpu_has_fast_bfloat16() else 'float32'})"]
-    for i in range(torch.cuda.device_count()):
-        devices.append(f"cuda:{i} ({torch.cuda.get_device_name(i)})")
+    devices = ["cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         devices.append("mps")
-    print(f"devices: {', '.join(devices)}")
+    print("devices (automatic precision, and why):")
+    for dev in devices:
+        chosen = auto_precision(dev)
+        print(f"  {dev}: {chosen.describe()} - {chosen.reason}")
     folder = cache_dir()
     print(f"checkpoint cache: {folder}")
     for name, ckpt in CHECKPOINTS.items():
@@ -188,7 +235,7 @@ def _info(a) -> int:
 def _demo(a) -> int:
     from .. import demo
 
-    return demo.main(["--model", a.model, *(["--no-gui"] if a.headless else [])])
+    return demo.main(["--model", a.model, *(["--headless"] if a.headless else [])])
 
 
 COMMANDS = {"segment": _segment, "batch": _batch, "download": _download, "info": _info, "demo": _demo}

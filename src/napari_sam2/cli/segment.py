@@ -28,7 +28,8 @@ TRACK_LETTERS = ("T", "Z")
 
 @dataclass(frozen=True)
 class SegmentResult:
-    """What :func:`segment_file` wrote: the output, the frames computed, the wall time."""
+    """What :func:`segment_file` wrote: the output, the number of distinct frames propagated (a frame
+    computed again after a correction counts once), the wall time."""
 
     output: Path
     frames: int
@@ -50,6 +51,17 @@ def resolve_axis(axis: str | int | None, axes: str | None, ndim: int) -> int | N
         raise ImageDataError(f"--axis {axis}: the stack's axes are {axes or 'not named in the file'}; give the "
                              f"axis as a number instead (0 ... {ndim - 1}).")
     return axes.index(letter)
+
+
+def run_frames(run: PropagationRun, num_frames: int) -> set[int]:
+    """The frames a recorded propagation run gave results on: its first ``run.frames`` frames in the
+    order ``session.propagate`` visits them (forward from ``start``, backward from it, or both)."""
+    reach = num_frames if run.max_frames is None else int(run.max_frames)
+    start = run.start
+    forward = list(range(start, min(start + reach, num_frames - 1) + 1))
+    backward = list(range(start, max(start - reach, 0) - 1, -1)) if start > 0 else []
+    order = {"forward": forward, "backward": backward, "both": forward + backward}[run.direction]
+    return set(order[: run.frames])
 
 
 def stack_geometry(shape: tuple[int, ...], axes: str | None, annotation: Annotation | None,
@@ -128,7 +140,8 @@ def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Pa
         seeds: a label file (e.g. Cellpose output): every label of its plane ``seed_frame`` becomes an
             object prompted with its mask on frame ``seed_frame`` (before the prompt file is replayed).
         overwrite: replace an existing ``output``.
-        on_frame: ``on_frame(done, total)`` after each propagated frame.
+        on_frame: ``on_frame(done, total)`` after each propagated frame: distinct frames with results so far,
+            of the distinct frames the replay will propagate (a frame computed again is not counted again).
         workdir: folder for the session's temporary files.
         track_table: also write the per-(object, frame) table (presence, IoU, area, centroid) as CSV.
         ctc: also write the tracks in the Cell Tracking Challenge format into this folder.
@@ -168,17 +181,17 @@ def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Pa
                                    roi=None if roi is None else tuple(roi))
         try:
             history = [] if annotation is None else annotation.history
-            total = sum(r.frames for r in history if isinstance(r, PropagationRun))
             extra = annotation is None or not annotation.has_propagation
-            if extra:
-                total += geometry.num_frames + 1
-            done = 0
+            planned = set(range(geometry.num_frames)) if extra else set()  # "both" from a frame covers all
+            for run in history:
+                if isinstance(run, PropagationRun):
+                    planned |= run_frames(run, geometry.num_frames)
+            seen: set[int] = set()
 
             def step(frame: int) -> None:
-                nonlocal done
-                done += 1
+                seen.add(frame)
                 if on_frame is not None:
-                    on_frame(done, total)
+                    on_frame(len(seen), len(planned))
 
             if seed_labels is not None:
                 session.add_objects_from_labels(seed_frame, seed_labels)
@@ -201,4 +214,4 @@ def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Pa
                      name=Path(stack).name)
     finally:
         source.close()
-    return SegmentResult(output, done, time.perf_counter() - t0, extra)
+    return SegmentResult(output, len(seen), time.perf_counter() - t0, extra)

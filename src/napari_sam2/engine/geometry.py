@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ImageDataError
+from ..errors import ImageDataError, plural
 
 
 def _resolve_axis(ax: int, ndim: int, what: str) -> int:
@@ -205,7 +205,7 @@ class StackGeometry:
         names = list(names) if names is not None else [f"axis {a}" for a in range(self.ndim)]
         if self.axis is None:
             return "single 2-D image"
-        text = f"along {names[self.axis]} ({self.num_frames} frames)"
+        text = f"along {names[self.axis]} ({plural(self.num_frames, 'frame')})"
         held = ", ".join(f"{names[a]} = {i}" for a, i in sorted(self.fixed.items()))
         return f"{text}, {held}" if held else text
 

@@ -16,7 +16,13 @@ import numpy as np
 import torch
 
 from ..errors import PromptError
+from .labels import LABEL_DTYPES
 from .transforms import mask_to_lowres_logits, rc_to_model_xy
+
+#: The largest object id: the widest label image (uint32) holds it.
+MAX_OBJ_ID = int(np.iinfo(LABEL_DTYPES[-1]).max)
+#: How :func:`seed_ids` numbers objects made from a label image.
+SEED_IDS = ("labels", "fresh", "merge")
 
 
 class CroppedMask:
@@ -78,6 +84,44 @@ def label_prompts(labels, hw: tuple[int, int]) -> dict[int, Prompts]:
         out[int(oid)] = Prompts(np.zeros((0, 2), np.float32), np.zeros(0, np.int32), None, crop,
                                 (int(hw[0]), int(hw[1])))
     return out
+
+
+def seed_ids(labels, taken, ids: str = "labels") -> dict[int, int]:
+    """The object id of each label of a label image that becomes objects, ``{label: obj_id}`` in the order
+    of ``labels``; ``taken``: the ids already in use (objects with prompts or results).
+
+    ``ids``: ``"labels"``: each label value is its object id; a label that is already an object, or above
+    :data:`MAX_OBJ_ID` (what a uint32 label image holds), raises :class:`PromptError` (nothing merges).
+    ``"fresh"``: a label keeps its value where that id is free and fits; the others get new ids, counting
+    up from the largest id in use. ``"merge"``: each label value is its id, and a label that is already an
+    object becomes a correction of it (e.g. one tracked label image seeded on several frames).
+    """
+    if ids not in SEED_IDS:
+        raise PromptError(f"ids must be one of {SEED_IDS}; got {ids!r}.")
+    labels = [int(v) for v in labels]
+    taken = {int(v) for v in taken}
+    too_large = [v for v in labels if v > MAX_OBJ_ID]
+    clash = [v for v in labels if v in taken]
+    if ids != "fresh" and too_large:
+        raise PromptError(f"label {too_large[0]} is too large for an object id (a label image holds ids up to "
+                          f"{MAX_OBJ_ID}); pass ids='fresh' to give such labels new ids.")
+    if ids == "labels" and clash:
+        raise PromptError(f"label(s) {clash} are already objects; seeding them would merge each label into that "
+                          f"object. Pass ids='fresh' to give them new ids (the mapping label -> object id is "
+                          f"returned), or ids='merge' to make them corrections of those objects.")
+    if ids != "fresh":
+        return {v: v for v in labels}
+    moved = set(too_large) | set(clash)
+    out = {v: v for v in labels if v not in moved}
+    top = max([*taken, *out.values()], default=0)
+    for v in labels:
+        if v in moved:
+            top += 1
+            out[v] = top
+    if top > MAX_OBJ_ID:
+        raise PromptError(f"{len(moved)} label(s) need new ids, but the ids in use reach {top - len(moved)}; "
+                          f"a label image holds ids up to {MAX_OBJ_ID}. Remove objects or renumber the labels.")
+    return {v: out[v] for v in labels}
 
 
 @dataclass(frozen=True)

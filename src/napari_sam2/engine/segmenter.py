@@ -33,8 +33,10 @@ class Segmenter:
     """
 
     def __init__(self, net: Sam2Model, image_cache_bytes: int = DEFAULT_IMAGE_CACHE_BYTES,
-                 trained: bool = True) -> None:
+                 trained: bool = True, precision_reason: str = "") -> None:
         self.net = net
+        #: Why the heavy parts run in the dtypes they do (see :mod:`napari_sam2.precision`).
+        self.precision_reason = precision_reason
         #: False for a model with random (untrained) weights, e.g. the offline demo's stand-in:
         #: its masks show how the tool works but mean nothing.
         self.trained = trained
@@ -50,14 +52,16 @@ class Segmenter:
 
     @property
     def dtype(self) -> torch.dtype:
-        """The dtype of the image encoder and memory attention (the heavy parts)."""
+        """The dtype of the image encoder and its embeddings (memory attention: ``net.memory_dtype``)."""
         return self.net.compute_dtype
 
     @property
     def precision(self) -> str:
-        """``"float32"`` (exact), or e.g. ``"bfloat16 (mixed)"``: heavy parts in 16 bits, heads in float32."""
-        name = str(self.dtype).removeprefix("torch.")
-        return name if self.dtype == self.net.dtype else f"{name} (mixed)"
+        """``"float32"`` (exact), or e.g. ``"bfloat16 (mixed)"``: heavy parts in 16 bits, heads in float32;
+        ``"encoder bfloat16, memory float32 (mixed)"`` where the two heavy parts differ."""
+        enc, mem = (str(d).removeprefix("torch.") for d in (self.dtype, self.net.memory_dtype))
+        name = enc if enc == mem else f"encoder {enc}, memory {mem}"
+        return name if self.dtype == self.net.memory_dtype == self.net.dtype else f"{name} (mixed)"
 
     def __repr__(self) -> str:
         return f"Segmenter(variant={self.variant!r}, device={str(self.device)!r}, precision={self.precision!r})"

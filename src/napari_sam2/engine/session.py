@@ -26,9 +26,9 @@ from .frames import FrameSource
 from .geometry import StackGeometry
 from .heap import release_free_memory
 from .history import DIRECTIONS, ClearPrompts, PropagationRun, Record, RemoveObject, SetMasks, SetParent, SetPrompts
-from .labels import LABEL_DTYPES, LabelOutput, label_dtype_for
+from .labels import LabelOutput, label_dtype_for
 from .lineage import Lineage
-from .prompts import Prompts, label_prompts, make_prompts
+from .prompts import MAX_OBJ_ID, Prompts, label_prompts, make_prompts, seed_ids
 from .region import place_in_frame, prompts_in_region
 from .spill import EmbeddingSpill
 from .store import LogitStore
@@ -39,8 +39,6 @@ from .transforms import upscale_logits
 #: In-RAM budget of a session's frame embeddings; older ones go to disk (engine/spill.py).
 #: 256 MiB holds 32 frames at 1024² in bfloat16 (8 MiB each), 16 in float32.
 DEFAULT_EMBEDDING_CACHE_BYTES = 256 * 2**20
-#: The largest object id: label images grow from uint16 to uint32 to hold ids above 65535.
-MAX_OBJ_ID = int(np.iinfo(LABEL_DTYPES[-1]).max)
 
 
 class TrackingSession:
@@ -68,7 +66,7 @@ class TrackingSession:
         #: CPUs, where the batched attention kernels measured ~10% slower than one object at a time.
         self.batch_objects = self.net.device.type != "cpu"
         self.disk = None if embedding_store is None else DiskEmbeddingCache(
-            embedding_store, stack_signature(source, self.net), len(source))
+            embedding_store, stack_signature(source, self.net), source)
 
     # ----------------------------------------------------------------- basics
     @property
@@ -294,14 +292,21 @@ class TrackingSession:
         self.history.append(SetMasks(frame, checked))
         return result
 
-    def add_objects_from_labels(self, frame: int, labels: np.ndarray, batch: int = 16) -> list[int]:
+    def add_objects_from_labels(self, frame: int, labels: np.ndarray, batch: int = 16, *,
+                                ids: str = "labels") -> dict[int, int]:
         """Make every non-zero label of an (H, W) label image (e.g. Cellpose or StarDist output for this
-        frame) an object prompted with its mask on ``frame``; the label values become the object ids
-        (an existing object with that id gets the mask as a correction). Returns the ids, ascending."""
+        frame) an object prompted with its mask on ``frame``; on ``frame`` the result is the label image
+        exactly (with the object ids). Returns ``{label: obj_id}``, labels ascending.
+
+        ``ids`` (see :func:`~.prompts.seed_ids`): ``"labels"`` (default): the label values are the object
+        ids; a label that is already an object, or above ``MAX_OBJ_ID``, raises :class:`PromptError` before
+        anything changes. ``"fresh"``: such labels get new ids after the largest in use (the others keep
+        their value). ``"merge"``: a label that is already an object becomes a correction of it."""
         frame = self._check_frame(frame)
         prompts = label_prompts(labels, self.frame_shape)
-        self.set_mask_prompts(frame, prompts, batch=batch, masks_out=False)
-        return list(prompts)
+        mapping = seed_ids(prompts, self._objects, ids)
+        self.set_mask_prompts(frame, {mapping[v]: p for v, p in prompts.items()}, batch=batch, masks_out=False)
+        return mapping
 
     def clear_prompts(self, frame: int, obj_id: int | None = None) -> None:
         """Remove the prompts on ``frame`` of one object (or of all objects).
@@ -432,7 +437,11 @@ class TrackingSession:
         rest of that pass (saving its compute; it has no result there) until a frame where it is
         prompted. Daughters and parents are tracked only on their frames (see :meth:`set_parent`).
         The yielded masks hold the objects tracked on that frame.
+
+        Every check (closed session, arguments, prompts) happens here, when ``propagate`` is called, not at
+        the first ``next()``: a thread worker that iterates the generator only ever gets a valid run.
         """
+        self._check_open()
         if stop_absent_after is not None and (isinstance(stop_absent_after, bool) or int(stop_absent_after) < 1):
             raise PromptError(f"stop_absent_after must be a number of frames >= 1 (or None); got "
                               f"{stop_absent_after!r}.")
@@ -608,6 +617,7 @@ class TrackingSession:
 
     def label_dtype(self, dtype=None) -> np.dtype:
         """The label image's dtype: ``dtype`` if given (checked), else uint16, or uint32 for ids above 65535."""
+        self._check_open()
         top = max(self._objects, default=0)
         if dtype is None:
             return label_dtype_for(top)
@@ -643,6 +653,7 @@ class TrackingSession:
         (or when ``path`` names a folder) a zarr array on disk, written frame by frame with
         bounded memory. The array is the caller's: later calls never change it.
         """
+        self._check_open()  # before anything is made on disk
         output = LabelOutput(self.geometry, self.label_dtype(dtype), path=path)
         self.write_labels(output)
         return output.array
@@ -686,6 +697,7 @@ class TrackingSession:
         (T, H, W) result of :meth:`labels` if the caller has it already (else it is computed)."""
         from .ctc import write_ctc
 
+        self._check_open()
         return write_ctc(folder, self.labels() if labels is None else labels, self.lineage, overwrite=overwrite)
 
     def export_geff(self, path: str | Path, overwrite: bool = False, labels=None):
@@ -694,6 +706,7 @@ class TrackingSession:
         ``labels`` as for :meth:`export_ctc`."""
         from .ctc import write_geff
 
+        self._check_open()
         return write_geff(path, self.labels() if labels is None else labels, self.lineage, overwrite=overwrite)
 
     def frames_with_output(self, obj_id: int | None = None) -> list[int]:

@@ -16,6 +16,7 @@ The controller is composed of parts, each owning its state:
 * :class:`~.lifecycle.Lifecycle` (``lifecycle``): layers deleted under the widget, shutdown;
 * :class:`~.tracking.Tracking` (``tracking``): seeds from labels, divisions, track table, doubtful frames;
 * :class:`~.region.Region` (``region``): the region to track in (the "SAM2 region" layer).
+* :class:`~.images.Images` (``images``): each image's own layers and state, parked while another is picked.
 
 Parts talk to each other only through the controller's public attributes and
 methods (``viewer``, ``layers``, ``runner``, ``image``, ``geometry``,
@@ -34,6 +35,7 @@ from qtpy.QtCore import QObject, QTimer, Signal
 from ..engine.geometry import StackGeometry
 from . import tasks
 from .editing import Editing
+from .images import Images
 from .jobs import Job, JobRunner
 from .layers import Key, PromptLayers, same_layer
 from .lifecycle import Lifecycle
@@ -41,7 +43,7 @@ from .notify import report_error
 from .prompt_io import PromptFiles
 from .propagation import Propagation
 from .region import Region
-from .stack import axis_names, current_position, layer_data, layer_geometry
+from .stack import AUTO, current_position, describe, frame_stack_shape, layer_data, layer_geometry
 from .sync import PromptSync
 from .tracking import Tracking
 
@@ -60,15 +62,18 @@ class Sam2Controller(QObject):
     model_changed = Signal(str)
     load_failed = Signal(str)  # the message of a failed load_model
     message = Signal(str)  # the full text of the last warning or error, for the widget to keep in view
+    message_step = Signal(str)  # right after a job's error message: that job's kind (what the message is about)
+    step_done = Signal(str)  # the kind of a job that ran to its end without error or cancel
     table_changed = Signal()  # a new track table (tracking.rows)
 
     def __init__(self, viewer) -> None:
         super().__init__()
         self.viewer = viewer
         self.layers = PromptLayers(viewer)
-        self.runner = JobRunner(self._report, self._runner_state)
+        self.runner = JobRunner(self._report, self._runner_state, lambda job: self.step_done.emit(job.kind))
         self.image = None
         self.axis_choice: int | None = None
+        self.channel_choice: int | str | None = AUTO  # the channel axis: an axis, None (none) or AUTO
         self.geometry: StackGeometry | None = None
         self.model = None
         self.model_choice: tuple = ("sam2.1_hiera_tiny", None, None)  # (source, device, dtype)
@@ -77,12 +82,14 @@ class Sam2Controller(QObject):
         self.download = None  # the DownloadProgress of a running model download
         self._blocked = 0
         self.sync_state = PromptSync()
+        self._encode_failed: set[tuple[int, int]] = set()  # (id(session), frame) whose background encoding failed
         self.editing = Editing(self)
         self.propagation = Propagation(self)
         self.files = PromptFiles(self)
         self.lifecycle = Lifecycle(self)
         self.tracking = Tracking(self)
         self.region = Region(self)
+        self.images = Images(self)
         viewer.layers.events.removed.connect(self.lifecycle.layer_removed)
         viewer.dims.events.current_step.connect(self._view_moved)
 
@@ -166,6 +173,7 @@ class Sam2Controller(QObject):
         """A failed job: a notification, and its full text kept in the widget."""
         report_error(job, exc)
         self.message.emit(str(exc) or type(exc).__name__)
+        self.message_step.emit(getattr(job, "kind", ""))
 
     def _runner_state(self, job: Job | None, waiting: int) -> None:
         text = "" if job is None else job.description
@@ -180,6 +188,8 @@ class Sam2Controller(QObject):
         if self.closed or self.model is None or self.geometry is None or self.runner.busy:
             return
         frame = self.current_frame()
+        if (id(self.session), frame) in self._encode_failed:
+            return  # reported once; a click on the frame reports it again
 
         def prepare():
             session = self.get_session()
@@ -187,16 +197,22 @@ class Sam2Controller(QObject):
                 return None
             return tasks.encode, (session, frame)
 
-        self.runner.submit(Job(("encode",), "encode", prepare, self.show,
-                               description=f"Preparing frame {frame} for clicks"))
+        def ended(cancelled: bool) -> None:
+            session = self.session
+            if not cancelled and session is not None and not session.has_embedding(frame):
+                self._encode_failed.add((id(session), frame))  # e.g. NaN pixels: not tried again on every idle
+
+        self.runner.submit(Job(("encode",), "encode", prepare, self.show, ended,
+                               description=f"Preparing frame {frame} for clicks",
+                               on_error=lambda exc: self._encode_failed.add((id(self.session), frame))))
 
     def go_to_frame(self, frame: int) -> None:
         """Show ``frame`` in the viewer."""
         geo, image = self.geometry, self.image
         if geo is None or geo.axis is None or self.viewer is None:
             return
-        ax = geo.label_axis
-        world_axis = self.viewer.dims.ndim - geo.label_ndim + ax
+        ax = geo.axis  # in the image layer's axes (stack space without an RGB colour axis)
+        world_axis = self.viewer.dims.ndim - len(frame_stack_shape(image)) + ax
         self.viewer.dims.set_point(world_axis, frame * image.scale[ax] + image.translate[ax])
 
     def current_frame(self) -> int:
@@ -204,7 +220,7 @@ class Sam2Controller(QObject):
         if self.geometry is None or self.geometry.axis is None:
             return 0
         pos = current_position(self.viewer, self.image)
-        return int(min(max(round(pos[self.geometry.label_axis]), 0), self.geometry.num_frames - 1))
+        return int(min(max(round(pos[self.geometry.axis]), 0), self.geometry.num_frames - 1))
 
     def get_session(self):
         """The tracking session, opened on first use (None while no model is loaded)."""
@@ -219,15 +235,33 @@ class Sam2Controller(QObject):
             self.runner.when_idle(session.close)
 
     # --------------------------------------------------------- image / axis
-    def set_image(self, layer) -> None:
-        """Segment ``layer`` (a napari Image layer, or None)."""
+    def set_image(self, layer, *, removed: bool = False) -> None:
+        """Segment ``layer`` (a napari Image layer, or None).
+
+        The previous image keeps its layers, renamed, with its labels and prompts (see :mod:`.images`);
+        ``layer`` gets its own (those it had before, if it was picked before). ``removed``: the previous
+        image left the viewer (the caller says so; "pick it again" would be no use)."""
         if layer is self.image or same_layer(layer, self.image):
             return
+        text = ""
         if self.image is not None:
             self.image.events.data.disconnect(self.image_data_changed)
+            text = self.images.leave(self.image)
         self.image = layer
+        restore = None
         if layer is not None:
             layer.events.data.connect(self.image_data_changed)
+            restore = self.images.enter(layer)
+        if text and not removed:
+            text = (f"Now on '{layer.name}', with its own layers; " if layer is not None else "") + text
+            show_info(text)
+            self.message.emit(text)
+        self.rebind(restore=restore)
+
+    def set_channels(self, channel_axis: int | str | None) -> None:
+        """Read channels along ``channel_axis`` of the image's data (None: no channels; ``AUTO``: from the
+        axis labels and sizes, see :func:`~.stack.default_channel_axis`)."""
+        self.channel_choice = channel_axis
         self.rebind()
 
     def set_axis(self, axis: int | None) -> None:
@@ -238,8 +272,12 @@ class Sam2Controller(QObject):
     def image_data_changed(self, event=None) -> None:
         self.rebind()
 
-    def rebind(self) -> None:
-        """Start a new session for the current image, axis and viewer plane; re-send every prompt."""
+    def rebind(self, *, restore: StackGeometry | None = None) -> None:
+        """Start a new session for the current image, axis and viewer plane; re-send every prompt.
+
+        ``restore``: the geometry the image had when another one was picked (:meth:`.images.Images.enter`):
+        its labels layer is kept as it is and the prompts are sent without redrawing.
+        """
         if self.closed:
             return
         self.runner.cancel(kinds=SESSION_JOBS)
@@ -251,7 +289,12 @@ class Sam2Controller(QObject):
             self.geometry_changed.emit("no image layer")
             return
         try:
-            self.geometry = layer_geometry(self.image, self.axis_choice, current_position(self.viewer, self.image))
+            if restore is not None and restore.shape == tuple(layer_data(self.image).shape):
+                self.geometry = restore
+            else:
+                restore = None
+                self.geometry = layer_geometry(self.image, self.axis_choice, current_position(self.viewer, self.image),
+                                               self.channel_choice)
         except ValueError as exc:
             self.geometry = None
             report_error(None, exc)
@@ -264,11 +307,15 @@ class Sam2Controller(QObject):
             for layer in (self.layers.points, self.layers.shapes):
                 layer.bind_key("t", self.editing.key_toggle, overwrite=True)
             self.layers.points.bind_key("f", self.editing.key_flip, overwrite=True)
-            self.layers.clear_labels(self.geometry)
+            if restore is None:
+                self.layers.clear_labels(self.geometry)
         self.sync_state.keep_masks_for(self.geometry)
         self.layers.set_defaults(self.current_obj, self.positive)
-        self.geometry_changed.emit(self.geometry.describe(axis_names(self.image)) + self.region.describe())
-        self.sync()
+        self.geometry_changed.emit(describe(self.image, self.geometry) + self.region.describe())
+        if restore is not None:
+            self.images.resend()
+        else:
+            self.sync()
 
     # -------------------------------------------------------------- prompts
     def points_edited(self, event) -> None:
@@ -399,6 +446,7 @@ class Sam2Controller(QObject):
         text = f"{model.variant} on {model.device} ({model.precision})"
         if not getattr(model, "trained", True):
             text += " with UNTRAINED weights: masks are meaningless"
-        self.model_changed.emit(text)
-        show_info(f"SAM 2 model loaded: {text}.")
+        reason = getattr(model, "precision_reason", "")
+        self.model_changed.emit(f"{text}\nprecision: {reason}" if reason else text)
+        show_info(f"SAM 2 model loaded: {text}" + (f" ({reason})." if reason else "."))
         self.rebind()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 from napari.utils.notifications import show_info, show_warning
 
+from ..engine.prompts import MAX_OBJ_ID
 from . import tasks
 
 
@@ -30,7 +30,7 @@ class Editing:
             show_warning("Pick an image layer first; then paint the object into the labels layer.")
             return
         frame = host.current_frame()
-        mask = np.asarray(host.layers.labels.data[host.geometry.index(frame)]) == self.current_obj
+        mask = host.layers.read(host.geometry, frame) == self.current_obj
         if not mask.any():
             show_info(
                 f"Nothing of object {self.current_obj} is painted on frame {frame}: it is sent as "
@@ -71,7 +71,11 @@ class Editing:
 
     # -------------------------------------------------------------- objects
     def add_object(self, name: str | None = None) -> int:
+        """A new object after the largest id (or the smallest free id once that reaches ``MAX_OBJ_ID``, the
+        largest a label image holds); selects it and returns its id."""
         obj = max(self.objects, default=0) + 1
+        if obj > MAX_OBJ_ID:
+            obj = min(set(range(1, len(self.objects) + 2)) - set(self.objects))
         self.objects[obj] = name or f"object {obj}"
         self.host.objects_changed.emit()
         self.select_object(obj)

@@ -11,31 +11,77 @@ Cancelling or shutting down asks the running worker to quit. A generator
 worker stops at its next ``yield`` (within one frame for propagation) and
 :class:`ClosingGeneratorWorker` then closes the job's generator on the worker
 thread, so the engine's own generators finish cleanly (their ``finally``
-blocks run, frames already done stay done).
+blocks run, frames already done stay done). Shutting down waits for that (the
+frame in flight), so no job outlives the viewer's Qt objects or the interpreter.
+
+No exception ever leaves a Qt slot or a worker thread here: outside
+``napari.run()`` PyQt aborts the interpreter on one (exit code 134). Failures
+become notifications while the widget lives, log records after it closed.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
+from functools import partial, wraps
 from typing import Any
 
 from napari.qt.threading import GeneratorWorker, create_worker
 
 log = logging.getLogger(__name__)
 
+#: How long shutting down waits for the running job to stop (a propagation: the frame in flight).
+SHUTDOWN_WAIT_S = 60.0
+
+
+def _log_exception(message: str, *args) -> None:
+    """``log.exception``, but never raising (it may run while the interpreter shuts down)."""
+    try:
+        log.exception(message, *args)
+    except Exception:  # noqa: BLE001, S110 - nothing is left to report to
+        pass
+
+
+def _never_raises(slot: Callable) -> Callable:
+    """A runner method called by Qt: an exception is logged, never raised into Qt (PyQt would abort)."""
+
+    @wraps(slot)
+    def guarded(*args):
+        try:
+            slot(*args)
+        except Exception:  # noqa: BLE001
+            _log_exception("napari-sam2: handling a background job failed")
+
+    return guarded
+
 
 class ClosingGeneratorWorker(GeneratorWorker):
-    """A generator worker that always closes its generator on the worker thread when it stops."""
+    """A generator worker that always closes its generator on the worker thread when it stops.
+
+    ``ended`` is set once its thread has left :meth:`run` (nothing of the worker runs any more); an
+    exception never leaves :meth:`run` (it is logged).
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.ended = threading.Event()
 
     def work(self):  # noqa: D102 - see GeneratorWorker.work
         try:
             return super().work()
         finally:
             self._gen.close()
+
+    def run(self) -> None:  # noqa: D102 - see WorkerBase.run
+        try:
+            super().run()
+        except BaseException:  # noqa: BLE001 - e.g. a signal emitted after Qt deleted it
+            _log_exception("napari-sam2: a background job ended with an error")
+        finally:
+            self.ended.set()
 
 
 @dataclass(frozen=True)
@@ -85,6 +131,7 @@ class Job:
     on_error: Callable[[BaseException], None] | None = None
     cancelled: bool = field(default=False, init=False)
     keep_results: bool = field(default=False, init=False)
+    failed: bool = field(default=False, init=False)
 
 
 class JobRunner:
@@ -94,15 +141,18 @@ class JobRunner:
         on_error: called on the GUI thread with ``(job, exception)`` when a job fails.
         on_state: called on the GUI thread with the running job (or ``None``) and the number of
             waiting jobs, whenever either changes.
+        on_done: called on the GUI thread with a job that ran to its end without failing or being cancelled.
     """
 
     def __init__(
         self,
         on_error: Callable[[Job, BaseException], None],
         on_state: Callable[[Job | None, int], None] = lambda job, waiting: None,
+        on_done: Callable[[Job], None] = lambda job: None,
     ) -> None:
         self._on_error = on_error
         self._on_state = on_state
+        self._on_done = on_done
         self._queue: OrderedDict[Hashable, Job] = OrderedDict()
         self._current: tuple[Job, GeneratorWorker] | None = None
         self._closed = False
@@ -165,19 +215,28 @@ class JobRunner:
         else:
             self._after_idle.append(callback)
 
-    def shutdown(self, then: Callable[[], None] | None = None) -> None:
-        """Stop for good: drop the queue, quit the running job, then call ``then``.
+    def shutdown(self, then: Callable[[], None] | None = None, wait_s: float = SHUTDOWN_WAIT_S) -> None:
+        """Stop for good: drop the queue, quit the running job and wait for it, then call ``then``.
 
-        Results that still arrive are ignored. ``then`` runs when the worker has ended (on the GUI
-        thread), or at once if nothing runs.
+        The running job stops at its next ``yield`` (a propagation: after the frame in flight); this
+        waits for its thread at most ``wait_s`` seconds, so that it neither signals Qt objects the
+        viewer deletes next nor runs while the interpreter exits. ``then`` and every :meth:`when_idle`
+        callback run once it has ended (at once if nothing runs; if the wait timed out, when the
+        worker's ``finished`` arrives). Results that still arrive are ignored, failures logged.
         """
         self._closed = True
         self._queue.clear()
-        if self._current is not None:
-            self._current[0].cancelled = True
-            self._current[1].quit()
         if then is not None:
-            self.when_idle(then)
+            self._after_idle.append(then)
+        if self._current is not None:
+            job, worker = self._current
+            job.cancelled = True
+            worker.quit()
+            if not worker.ended.wait(wait_s):
+                log.warning("napari-sam2: '%s' did not stop within %.0f s of closing", job.description, wait_s)
+                return
+            self._current = None
+        self._run_after_idle()
 
     # --------------------------------------------------------------- running
     def _start_next(self) -> None:
@@ -215,8 +274,11 @@ class JobRunner:
         finally:
             self._starting = False
 
+    @_never_raises
     def _yielded(self, job: Job, value: Any) -> None:
         if self._closed:
+            if isinstance(value, _Failed):
+                self._log_late(job, value.error)
             return
         if isinstance(value, _Failed):
             self._report(job, value.error)
@@ -226,14 +288,28 @@ class JobRunner:
         try:
             job.on_yield(value)
         except Exception as exc:  # noqa: BLE001
-            self._on_error(job, exc)
+            job.failed = True
+            self._tell(job, exc)
 
+    @_never_raises
     def _errored(self, job: Job, exc: BaseException) -> None:
-        if not self._closed:
+        if self._closed:
+            self._log_late(job, exc)
+        else:
             self._report(job, exc)
 
+    @staticmethod
+    def _log_late(job: Job, exc: BaseException) -> None:
+        """A failure that arrives after shutdown: no widget to show it any more, so the log gets it."""
+        try:
+            log.warning("napari-sam2: '%s' failed while the widget closed: %s", job.description or job.kind,
+                        exc, exc_info=(type(exc), exc, exc.__traceback__))
+        except Exception:  # noqa: BLE001, S110
+            pass
+
     def _report(self, job: Job, exc: BaseException) -> None:
-        self._on_error(job, exc)
+        job.failed = True
+        self._tell(job, exc)
         if job.on_error is not None:
             try:
                 job.on_error(exc)
@@ -245,18 +321,35 @@ class JobRunner:
             try:
                 job.on_end(cancelled)
             except Exception as exc:  # noqa: BLE001
-                self._on_error(job, exc)
+                job.failed = True
+                self._tell(job, exc)
 
+    def _tell(self, job: Job, exc: BaseException) -> None:
+        """The runner's ``on_error``, which must not raise either (e.g. its widget is being deleted)."""
+        try:
+            self._on_error(job, exc)
+        except Exception:  # noqa: BLE001
+            _log_exception("napari-sam2: reporting the failure of '%s' (%s) failed", job.description, exc)
+
+    @_never_raises
     def _finished(self, job: Job) -> None:
         if self._current is not None and self._current[0] is job:
             self._current = None
         self._end(job, job.cancelled)
+        if not (job.cancelled or job.failed or self._closed):
+            try:
+                self._on_done(job)
+            except Exception:  # noqa: BLE001
+                log.exception("napari-sam2: success handler failed")
         if self._current is None:
-            callbacks, self._after_idle = self._after_idle, []
-            for callback in callbacks:
-                try:
-                    callback()
-                except Exception:  # noqa: BLE001
-                    log.exception("napari-sam2: clean-up after a job failed")
+            self._run_after_idle()
         self._start_next()
         self._state_changed()
+
+    def _run_after_idle(self) -> None:
+        callbacks, self._after_idle = self._after_idle, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # noqa: BLE001
+                _log_exception("napari-sam2: clean-up after a job failed")

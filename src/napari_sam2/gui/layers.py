@@ -10,6 +10,13 @@
 
 A point or box belongs to the object in its ``obj_id`` and to the frame of
 its coordinate on the propagation axis (see :class:`~napari_sam2.engine.geometry.StackGeometry`).
+
+The layers have the image layer's axes. When a non-RGB image has a channel
+axis (e.g. ZCYX), the layers keep that axis with length 1 and a scale that
+stretches it over every channel (:func:`layer_transform`): the labels and
+prompts show at every channel position, a click at any channel is on the
+same frame, and the label image itself is (Z, Y, X) (:func:`labels_data`
+is a view of it with the length-1 axis; painting writes through).
 """
 
 from __future__ import annotations
@@ -22,9 +29,10 @@ from napari.layers import Labels, Points, Shapes
 
 from ..engine.geometry import StackGeometry
 from ..engine.heap import release_free_memory
-from ..engine.labels import LabelOutput
+from ..engine.labels import LabelOutput, label_dtype_for
 from ..engine.prompts import Prompts, make_prompts
 from ..errors import PromptError
+from .stack import frame_stack_shape, label_coords, layer_coords
 
 POINTS_NAME = "SAM2 points"
 BOXES_NAME = "SAM2 boxes"
@@ -46,6 +54,77 @@ def same_layer(a, b) -> bool:
     return a is not None and b is not None and unwrap(a) is unwrap(b)
 
 
+def channel_dim(image, geometry: StackGeometry) -> int | None:
+    """The layer axis of ``image`` that holds the channels (None: none, or the colour axis of an RGB layer)."""
+    ch = geometry.channel_axis
+    return ch if ch is not None and len(frame_stack_shape(image)) == geometry.ndim else None
+
+
+def layer_transform(image, geometry: StackGeometry) -> dict:
+    """``scale`` and ``translate`` of the widget's layers over ``image``: the image's, with the channel
+    axis (if the layers have one, of length 1) stretched over all channels, centred, so that every
+    channel position of the viewer reads the layers' index 0 there."""
+    scale = np.array(image.scale, float)
+    translate = np.array(image.translate, float)
+    ch = channel_dim(image, geometry)
+    if ch is not None:
+        n = geometry.shape[ch]
+        translate[ch] += (n - 1) / 2 * scale[ch]
+        scale[ch] *= n
+    return {"scale": scale, "translate": translate}
+
+
+class _LengthOneAxis:
+    """An array-like view of a zarr label image with a length-1 axis inserted at ``axis`` (for napari;
+    reads and writes go to the image)."""
+
+    def __init__(self, array, axis: int) -> None:
+        self.array, self.axis = array, axis
+        self.shape = (*array.shape[:axis], 1, *array.shape[axis:])
+        self.dtype, self.ndim = array.dtype, array.ndim + 1
+
+    def _key(self, key) -> tuple:
+        key = key if isinstance(key, tuple) else (key,)
+        if Ellipsis in key:
+            i = key.index(Ellipsis)
+            key = key[:i] + (slice(None),) * (self.ndim - len(key) + 1) + key[i + 1:]
+        key = key + (slice(None),) * (self.ndim - len(key))
+        return key[: self.axis] + key[self.axis + 1:], key[self.axis]
+
+    def __getitem__(self, key):
+        inner, k = self._key(key)
+        out = np.asarray(self.array[inner])
+        if isinstance(k, slice):  # keep the axis where a slice keeps it
+            kept = sum(not isinstance(x, (int, np.integer)) for x in inner[: self.axis])
+            out = np.expand_dims(out, kept)
+        return out
+
+    def __setitem__(self, key, value) -> None:
+        inner, _ = self._key(key)
+        if any(isinstance(x, np.ndarray) for x in inner):
+            self.array.vindex[inner] = value  # napari's painting: coordinate arrays
+        else:
+            self.array[inner] = value
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.expand_dims(np.asarray(self.array), self.axis)
+        return out if dtype is None else out.astype(dtype)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+
+def labels_data(output: LabelOutput, ndim: int):
+    """What the Labels layer shows of ``output``: its array, or (layers with the channel axis, ``ndim``
+    axes) a view with a length-1 channel axis that reads and writes the array."""
+    geometry = output.geometry
+    if geometry.channel_axis is None or ndim != geometry.ndim:
+        return output.array
+    if isinstance(output.array, np.ndarray):
+        return np.expand_dims(output.array, geometry.channel_axis)
+    return _LengthOneAxis(output.array, geometry.channel_axis)
+
+
 def collect(
     points: Points | None, shapes: Shapes | None, geometry: StackGeometry, masks: dict[Key, np.ndarray]
 ) -> tuple[dict[Key, Prompts], list[str]]:
@@ -60,7 +139,8 @@ def collect(
     h, w = geometry.frame_hw
     if points is not None and len(points.data):
         feats = points.features
-        for coord, oid, pos in zip(points.data, feats["obj_id"], feats["positive"], strict=True):
+        for coord, oid, pos in zip(label_coords(geometry, points.data), feats["obj_id"], feats["positive"],
+                                   strict=True):
             frame = geometry.frame_of(coord)
             if frame is None:
                 off_plane += 1
@@ -78,6 +158,7 @@ def collect(
             if kind != "rectangle":
                 not_rect += 1
                 continue
+            data = label_coords(geometry, data)
             frame = geometry.frame_of(data[0])
             if frame is None:
                 off_plane += 1
@@ -120,6 +201,8 @@ class PromptLayers:
         self.shapes: Shapes | None = None
         self.labels: Labels | None = None
         self.output: LabelOutput | None = None  # what the Labels layer shows
+        self.ndim: int | None = None  # the layers' axes (the image layer's)
+        self.shown = None  # the Labels layer's data: output.array, or a view of it (see labels_data)
 
     def owns(self, layer) -> bool:
         return any(same_layer(layer, x) for x in (self.points, self.shapes, self.labels))
@@ -132,6 +215,14 @@ class PromptLayers:
                 return attr
         return None
 
+    def layer_shape(self, geometry: StackGeometry) -> tuple[int, ...]:
+        """The Labels layer's data shape: the label image's, with a length-1 channel axis when the layers
+        have the image's channel axis."""
+        shape = geometry.label_shape
+        if geometry.channel_axis is not None and self.ndim == geometry.ndim:
+            shape = (*shape[: geometry.channel_axis], 1, *shape[geometry.channel_axis:])
+        return shape
+
     def _find(self, name: str, kind: type, fits: Callable) -> object | None:
         for layer in self.viewer.layers:
             if layer.name == name and isinstance(layer, kind) and fits(layer):
@@ -143,24 +234,24 @@ class PromptLayers:
     ) -> list[str]:
         """Reuse or create the three layers for ``image``; returns the names of created ones."""
         created = []
-        common = {"scale": image.scale, "translate": image.translate}
+        common = layer_transform(image, geometry)
         size = max(4.0, min(geometry.frame_hw) / 40)
-        shape = geometry.label_shape
+        self.ndim = ndim = len(frame_stack_shape(image))
+        shape = self.layer_shape(geometry)
         if self.labels is None or self.labels.data.shape != shape:
             self.labels = self._find(LABELS_NAME, Labels, lambda x: x.data.shape == shape)
             if self.labels is None:
                 self.output = LabelOutput(geometry, np.uint16, full_stack=True)
-                self.labels = self.viewer.add_labels(self.output.array, name=LABELS_NAME, opacity=0.5, **common)
+                self.shown = labels_data(self.output, ndim)
+                self.labels = self.viewer.add_labels(self.shown, name=LABELS_NAME, opacity=0.5, **common)
                 created.append(self.labels.name)
-        if self.shapes is None or self.shapes.ndim != geometry.label_ndim:
+        if self.shapes is None or self.shapes.ndim != ndim:
             if self.shapes is not None:
                 self.shapes.events.data.disconnect(on_shapes)
-            self.shapes = self._find(
-                BOXES_NAME, Shapes, lambda x: x.ndim == geometry.label_ndim and "obj_id" in x.features
-            )
+            self.shapes = self._find(BOXES_NAME, Shapes, lambda x: x.ndim == ndim and "obj_id" in x.features)
             if self.shapes is None:
                 self.shapes = self.viewer.add_shapes(
-                    ndim=geometry.label_ndim,
+                    ndim=ndim,
                     name=BOXES_NAME,
                     face_color=[0, 0, 0, 0],
                     edge_width=max(1.0, size / 4),
@@ -170,18 +261,18 @@ class PromptLayers:
                 self.shapes.current_face_color = [0, 0, 0, 0]
                 created.append(self.shapes.name)
             self.shapes.events.data.connect(on_shapes)
-        if self.points is None or self.points.ndim != geometry.label_ndim:
+        if self.points is None or self.points.ndim != ndim:
             if self.points is not None:
                 self.points.events.data.disconnect(on_points)
                 self.points.events.current_properties.disconnect(on_defaults)
             self.points = self._find(
                 POINTS_NAME,
                 Points,
-                lambda x: x.ndim == geometry.label_ndim and {"obj_id", "positive"} <= set(x.features),
+                lambda x: x.ndim == ndim and {"obj_id", "positive"} <= set(x.features),
             )
             if self.points is None:
                 self.points = self.viewer.add_points(
-                    ndim=geometry.label_ndim,
+                    ndim=ndim,
                     name=POINTS_NAME,
                     size=size,
                     border_width=0.2,
@@ -194,8 +285,8 @@ class PromptLayers:
             self.points.events.data.connect(on_points)
             self.points.events.current_properties.connect(on_defaults)
         for layer in (self.labels, self.shapes, self.points):  # reused for another image: align with it
-            if not (np.allclose(layer.scale, image.scale) and np.allclose(layer.translate, image.translate)):
-                layer.scale, layer.translate = image.scale, image.translate
+            if not (np.allclose(layer.scale, common["scale"]) and np.allclose(layer.translate, common["translate"])):
+                layer.scale, layer.translate = common["scale"], common["translate"]
         return created
 
     def disconnect(self, on_points: Callable, on_shapes: Callable, on_defaults: Callable) -> None:
@@ -212,7 +303,18 @@ class PromptLayers:
         if self.shapes is not None:
             self.shapes.feature_defaults = {"obj_id": obj_id}
         if self.labels is not None:
+            self.hold(obj_id)
             self.labels.selected_label = obj_id
+
+    def hold(self, obj_id: int) -> None:
+        """Widen the label image (uint16 to uint32, :func:`~napari_sam2.engine.labels.label_dtype_for`) so
+        that the Labels layer can hold (and select) ``obj_id``."""
+        if self.labels is None or self.output is None or self.labels.data is not self.shown:
+            return
+        dtype = label_dtype_for(obj_id)
+        if dtype.itemsize > self.output.dtype.itemsize:
+            self.output = self.output.grown(dtype)
+            self._show_output()
 
     def restyle(self) -> None:
         """Colour points by polarity (border: object colour) and boxes by object colour."""
@@ -256,7 +358,7 @@ class PromptLayers:
                 idx = [
                     i
                     for i, d in enumerate(layer.data)
-                    if ids[i] == obj_id and geometry.frame_of(coords(d)) == frame
+                    if ids[i] == obj_id and geometry.frame_of(label_coords(geometry, coords(d))) == frame
                 ]
                 if idx:
                     layer.remove(idx)
@@ -277,30 +379,46 @@ class PromptLayers:
                 for a, b in zip(starts[:-1], starts[1:]):  # runs of one polarity, in the file's order
                     if b > a:
                         self.points.feature_defaults = {"obj_id": obj.obj_id, "positive": bool(labels[a])}
-                        self.points.add(geometry.coords(frame, np.asarray(p.points)[a:b]))
+                        self.points.add(self.coords(geometry, frame, np.asarray(p.points)[a:b]))
                 if p.box is not None:
                     r0, c0, r1, c1 = p.box
                     self.shapes.feature_defaults = {"obj_id": obj.obj_id}
                     self.shapes.add_rectangles(
-                        geometry.coords(frame, [[r0, c0], [r0, c1], [r1, c1], [r1, c0]])
+                        self.coords(geometry, frame, [[r0, c0], [r0, c1], [r1, c1], [r1, c0]])
                     )
         self.points.feature_defaults, self.shapes.feature_defaults = defaults
+
+    def coords(self, geometry: StackGeometry, frame: int, rc) -> np.ndarray:
+        """(N, ndim) coordinates in the layers of (row, col) positions ``rc`` on ``frame``."""
+        return layer_coords(geometry, geometry.coords(frame, rc), self.ndim or geometry.label_ndim)
+
+    def read(self, geometry: StackGeometry, frame: int) -> np.ndarray:
+        """``frame``'s (H, W) plane of the Labels layer (as painted there)."""
+        key = list(geometry.index(frame))
+        if geometry.channel_axis is not None and self.labels.data.ndim == geometry.ndim:
+            key.insert(geometry.channel_axis, 0)
+        return np.asarray(self.labels.data[tuple(key)])
+
+    def _show_output(self) -> None:
+        self.shown = labels_data(self.output, self.ndim or self.output.geometry.label_ndim)
+        self.labels.data = self.shown
 
     def clear_labels(self, geometry: StackGeometry) -> None:
         """Give the Labels layer a fresh, empty label output (in RAM, or zarr on disk for large stacks)."""
         if self.labels is not None:
             self.output = LabelOutput(geometry, np.uint16, full_stack=True)
-            self.labels.data = self.output.array
+            self._show_output()
 
     def write(self, geometry: StackGeometry, frame: int, labels: np.ndarray) -> None:
         """Put one frame's (H, W) labels into the Labels layer and redraw it (uint32 above id 65535)."""
         if self.labels is None:
             return
-        if self.output is None or self.output.geometry != geometry or self.labels.data is not self.output.array:
+        if (self.output is None or self.output.geometry != geometry
+                or self.labels.data is not self.shown):
             self.clear_labels(geometry)  # a layer found in the viewer, or data replaced by someone else
         if labels.dtype.itemsize > self.output.dtype.itemsize:  # the session's ids outgrew uint16
             self.output = self.output.grown(labels.dtype)
-            self.labels.data = self.output.array
+            self._show_output()
         self.output.write(frame, labels)
         self.labels.refresh()
         release_free_memory()  # redrawing 2048² planes fragments the heap: without this RSS creeps up per frame

@@ -17,18 +17,31 @@ class Lifecycle:
 
     def __init__(self, host) -> None:
         self.host = host
+        self._pending: list[tuple[object, str, bool]] = []  # (show, message, about the image) to notify
 
-    def notify_later(self, show, message: str) -> None:
-        """Notify after the current event, unless the viewer is closing (it removes every layer first)."""
+    def notify_later(self, show, message: str, image: bool = False) -> None:
+        """Notify after the current event, unless the viewer is closing (it removes every layer first).
+
+        Messages of one event loop turn (e.g. ``viewer.layers.clear()``) become one notification: when the
+        image went (``image``), its message alone, as the widget's layers going with it is no news.
+        """
+        self._pending.append((show, message, image))
+        if len(self._pending) == 1:
+            QTimer.singleShot(0, self._notify_pending)
+
+    def _notify_pending(self) -> None:
         host = self.host
-
-        def later():
+        pending, self._pending = self._pending, []
+        try:
             # the real viewer behind napari's plugin proxy, which hides private attributes
             window = getattr(unwrap(host.viewer), "window", None) if host.viewer is not None else None
-            if not host.closed and getattr(window, "_qt_window", None) is not None:
+            if host.closed or getattr(window, "_qt_window", None) is None:
+                return
+            about_image = [p for p in pending if p[2]]
+            for show, message, _ in about_image[-1:] or pending:
                 show(message)
-
-        QTimer.singleShot(0, later)
+        except Exception:  # noqa: BLE001 - a Qt timer callback: raised into Qt, PyQt would abort
+            log.exception("napari-sam2: showing a notification failed")
 
     def layer_removed(self, event) -> None:
         """A layer left the viewer: the image (close its session) or one of the widget's layers."""
@@ -41,8 +54,9 @@ class Lifecycle:
                 show_warning,
                 f"The image layer '{layer.name}' was removed: its session was closed. "
                 f"Pick another image layer to go on.",
+                image=True,
             )
-            host.set_image(None)
+            host.set_image(None, removed=True)
         elif host.layers.owns(layer):
             owned = next(x for x in (host.layers.points, host.layers.shapes, host.layers.labels)
                          if same_layer(x, layer))

@@ -93,8 +93,9 @@ class ModelPicker(QWidget):
         self.precision = QComboBox()
         self.precision.addItems(PRECISIONS)
         self.precision.setToolTip(
-            "auto: the image encoder and memory attention in bfloat16 where the CPU or GPU has it (2-3x faster),\n"
-            "the heads in float32; float32: exactly Meta's numbers"
+            "auto: the image encoder and memory attention each in 16 bits where this CPU or GPU computes that\n"
+            "natively and faster (the line below says what was chosen and why), the heads in float32;\n"
+            "float32: exactly Meta's numbers"
         )
         self.load_button = QPushButton("Load model")
         self.loaded = QLabel("no model loaded")

@@ -66,7 +66,7 @@ class ObjectsList(QWidget):
                 for obj_id, name in rows:
                     item = QListWidgetItem(name)
                     item.setData(ID_ROLE, obj_id)
-                    item.setToolTip(f"label {obj_id}")
+                    item.setToolTip(f"object {obj_id}: label {obj_id} in 'SAM2 labels'")
                     item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
                     self.list.addItem(item)
             for i, (obj_id, _) in enumerate(rows):

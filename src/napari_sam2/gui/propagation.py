@@ -6,6 +6,7 @@ from napari.utils import progress
 from napari.utils.notifications import show_info, show_warning
 
 from ..engine.history import DIRECTIONS
+from ..errors import plural
 from . import tasks
 from .jobs import Job
 
@@ -86,6 +87,14 @@ class Propagation:
             )
             return
         n = host.geometry.num_frames
+        if n < 2:
+            what = "a 2-D image" if host.geometry.axis is None else "a stack of 1 frame along its frame axis"
+            text = (f"Nothing to propagate: this image has one frame ({what}). Propagate carries objects from "
+                    f"frame to frame of a time-lapse or z-stack: pick such an image above (and its frame axis), "
+                    f"or click on this frame to segment it.")
+            show_warning(text)
+            host.message.emit(text)
+            return
         lo = 0 if first is None else min(max(int(first), 0), n - 1)
         hi = n - 1 if last is None else min(max(int(last), 0), n - 1)
         lo, hi = min(lo, hi), max(lo, hi)
@@ -154,8 +163,7 @@ class Propagation:
         if cancelled and self.resume is not None:
             request, _runs, edits = self.resume
             self.resume = (request, runs_left(self.runs, self.done), edits)
-        else:
-            self.resume = None
-        if cancelled:
-            show_info(f"Propagation cancelled after {self.done} frame(s); the frames done are kept. "
+            show_info(f"Propagation cancelled after {plural(self.done, 'frame')}; the frames done are kept. "
                       f"Press the same button again to continue from there.")
+        else:  # (no resume after a cancel: another image was picked, which says what happened)
+            self.resume = None

@@ -12,7 +12,8 @@ import numpy as np
 from napari.layers import Shapes
 from napari.utils.notifications import show_info, show_warning
 
-from .layers import same_layer, unwrap
+from .layers import layer_transform, same_layer, unwrap
+from .stack import frame_stack_shape, label_coords
 
 REGION_NAME = "SAM2 region"
 
@@ -39,9 +40,10 @@ class Region:
             return
         viewer = unwrap(host.viewer)
         if self.layer is None or self.layer not in viewer.layers:
-            self.layer = viewer.add_shapes(ndim=geo.label_ndim, name=REGION_NAME, face_color=[0, 0, 0, 0],
-                                           edge_color="yellow", edge_width=max(2.0, min(geo.frame_hw) / 200),
-                                           scale=image.scale, translate=image.translate)
+            self.layer = viewer.add_shapes(ndim=len(frame_stack_shape(image)), name=REGION_NAME,
+                                           face_color=[0, 0, 0, 0], edge_color="yellow",
+                                           edge_width=max(2.0, min(geo.frame_hw) / 200),
+                                           **layer_transform(image, geo))
             self.layer.events.data.connect(self.edited)
         viewer.layers.selection.active = self.layer
         self.layer.mode = "add_rectangle"
@@ -65,7 +67,7 @@ class Region:
         rects = [d for d, kind in zip(self.layer.data, self.layer.shape_type) if kind == "rectangle"]
         if not rects:
             return None
-        rc = geo.rc(rects[-1])
+        rc = geo.rc(label_coords(geo, rects[-1]))
         (r0, c0), (r1, c1) = np.floor(rc.min(axis=0) + 0.5), np.ceil(rc.max(axis=0) + 0.5)
         h, w = geo.frame_hw
         return int(max(r0, 0)), int(max(c0, 0)), int(min(r1, h)), int(min(c1, w))

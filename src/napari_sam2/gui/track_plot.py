@@ -1,4 +1,8 @@
-"""A small plot of one object's area and confidence over the frames; click a frame to go there."""
+"""A small plot of one object's area and confidence over the frames; click a frame to go there.
+
+Axes: frame numbers along x ("frame"), 0 ... 1 along y (the area as a fraction of its largest value, the
+confidence as it is); a legend names the lines and the doubtful-frame ticks.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,21 @@ from qtpy.QtWidgets import QSizePolicy, QWidget
 AREA_COLOR = QColor(80, 170, 255)
 CONFIDENCE_COLOR = QColor(255, 170, 40)
 DOUBT_COLOR = QColor(255, 60, 60)
+TEXT_COLOR = QColor(170, 170, 170)
+NICE_STEPS = (1, 2, 5)
+
+
+def frame_ticks(num_frames: int, room: int) -> list[int]:
+    """Frame numbers to label on an x axis with room for ``room`` labels: 0 and every 1, 2, 5, 10, 20 ...
+    frames (the smallest such step that fits)."""
+    last = max(num_frames - 1, 0)
+    step, scale = 1, 1
+    while True:
+        for base in NICE_STEPS:
+            step = base * scale
+            if last // step + 1 <= max(room, 2):
+                return list(range(0, last + 1, step))
+        scale *= 10
 
 
 class TrackPlot(QWidget):
@@ -22,7 +41,7 @@ class TrackPlot(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setMinimumHeight(70)
+        self.setMinimumHeight(4 * self.fontMetrics().height() + 60)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setToolTip("Area (blue) and confidence (orange) of the selected object per frame; red: doubtful "
                         "frames. Click to go to a frame.")
@@ -40,6 +59,28 @@ class TrackPlot(QWidget):
         self.current = frame
         self.update()
 
+    def legend(self) -> list[tuple[str, QColor]]:
+        """The legend's entries, as drawn: (text, colour)."""
+        top = max((r["area"] for r in self.rows), default=0)
+        area = f"area (of its max, {top:g} px)" if top else "area (of its max)"
+        return [(area, AREA_COLOR), ("confidence", CONFIDENCE_COLOR), ("doubtful frame", DOUBT_COLOR)]
+
+    def axis_labels(self) -> tuple[str, str]:
+        """(x, y) axis titles."""
+        return "frame", "0-1"
+
+    def x_ticks(self) -> list[int]:
+        """The frame numbers labelled along x at the plot's present width."""
+        rect = self._plot_rect()
+        label = self.fontMetrics().horizontalAdvance(f"{max(self.num_frames - 1, 0)}") + 12
+        return frame_ticks(self.num_frames, int(rect.width() // label))
+
+    def _plot_rect(self) -> QRectF:
+        """Where the data go: inside the legend (top), the frame numbers (bottom) and 0 / 1 (left)."""
+        fm = self.fontMetrics()
+        left = fm.horizontalAdvance("0.5") + 10
+        return QRectF(self.rect()).adjusted(left, fm.height() + 8, -8, -(2 * fm.height() + 6))
+
     def _x(self, frame: float, rect: QRectF) -> float:
         span = max(self.num_frames - 1, 1)
         return rect.left() + rect.width() * frame / span
@@ -47,9 +88,10 @@ class TrackPlot(QWidget):
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        rect = QRectF(self.rect()).adjusted(4, 4, -4, -4)
+        rect = self._plot_rect()
         p.setPen(QPen(QColor(128, 128, 128), 1))
         p.drawRect(rect)
+        self._axes(p, rect)
         p.drawLine(QPointF(self._x(self.current, rect), rect.top()), QPointF(self._x(self.current, rect),
                                                                              rect.bottom()))
         p.setPen(QPen(DOUBT_COLOR, 2))
@@ -62,6 +104,30 @@ class TrackPlot(QWidget):
             self._line(p, rect, [(r["frame"], r["present_score"] * (r["iou"] if r["iou"] is not None else 1.0))
                                  for r in self.rows], CONFIDENCE_COLOR)
         p.end()
+
+    def _axes(self, p: QPainter, rect: QRectF) -> None:
+        fm = self.fontMetrics()
+        h = fm.height()
+        p.setPen(QPen(TEXT_COLOR, 1))
+        for value, text in ((0.0, "0"), (0.5, "0.5"), (1.0, "1")):  # y: a fraction of the area's max; confidence
+            y = rect.bottom() - rect.height() * value
+            p.drawLine(QPointF(rect.left() - 3, y), QPointF(rect.left(), y))
+            p.drawText(QRectF(0, y - h / 2, rect.left() - 5, h), int(Qt.AlignmentFlag.AlignRight
+                                                                     | Qt.AlignmentFlag.AlignVCenter), text)
+        for frame in self.x_ticks():  # x: frame numbers
+            x = self._x(frame, rect)
+            p.drawLine(QPointF(x, rect.bottom()), QPointF(x, rect.bottom() + 3))
+            p.drawText(QRectF(x - 40, rect.bottom() + 3, 80, h), int(Qt.AlignmentFlag.AlignHCenter), str(frame))
+        p.drawText(QRectF(rect.left(), rect.bottom() + 3 + h, rect.width(), h), int(Qt.AlignmentFlag.AlignHCenter),
+                   self.axis_labels()[0])
+        x = rect.left()
+        for text, color in self.legend():  # a short line of its colour, then its name
+            p.setPen(QPen(color, 2))
+            p.drawLine(QPointF(x, 4 + h / 2), QPointF(x + 12, 4 + h / 2))
+            p.setPen(QPen(TEXT_COLOR, 1))
+            width = fm.horizontalAdvance(text)
+            p.drawText(QRectF(x + 16, 4, width + 2, h), int(Qt.AlignmentFlag.AlignVCenter), text)
+            x += 16 + width + 12
 
     def _line(self, p: QPainter, rect: QRectF, points: list[tuple[int, float]], color: QColor) -> None:
         p.setBrush(Qt.BrushStyle.NoBrush)
@@ -86,7 +152,7 @@ class TrackPlot(QWidget):
                               1.5, 1.5)
 
     def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        rect = QRectF(self.rect()).adjusted(4, 4, -4, -4)
+        rect = self._plot_rect()
         x = event.position().x() if hasattr(event, "position") else event.x()
         frac = (x - rect.left()) / max(rect.width(), 1.0)
         frame = int(round(min(max(frac, 0.0), 1.0) * max(self.num_frames - 1, 0)))

@@ -14,12 +14,13 @@ import numpy as np
 from napari.layers import Labels
 from napari.utils.notifications import show_info, show_warning
 
-from ..engine.prompts import label_prompts
+from ..engine.prompts import MAX_OBJ_ID, label_prompts, seed_ids
 from ..engine.track_table import Doubt, doubtful_frames
 from ..errors import PromptError
 from . import tasks
 from .jobs import Job
-from .layers import same_layer, unwrap
+from .layers import layer_transform, same_layer, unwrap
+from .stack import frame_axis_kind, frame_stack_shape, layer_coords
 
 TRACKS_NAME = "SAM2 tracks"
 
@@ -45,9 +46,23 @@ class Tracking:
         self.tracks = None
 
     # ----------------------------------------------------------------- seeds
+    def ids_in_use(self) -> set[int]:
+        """Object ids that must not take seeds: those with prompts, results or a division link, and objects
+        the user named (only an unused object with its default name "object N" may be taken over)."""
+        host = self.host
+        state = host.sync_state
+        used = {k[1] for table in (state.prompts, state.applied, state.masks) for k in table}
+        used |= {r["obj_id"] for r in self.rows} | set(self.parents) | set(self.parents.values())
+        used |= {oid for oid, name in host.objects.items() if name != f"object {oid}"}
+        if host.session is not None:
+            used |= set(host.session.object_ids)
+        return used
+
     def seed_from_labels(self, layer) -> None:
         """Every label of ``layer`` (a Labels layer, e.g. Cellpose's) on the frame in view becomes an object
-        prompted with its mask, with the label value as its id."""
+        "label N" prompted with its mask, with the label value as its id where that id is free (an unused
+        "object N" is taken over) and fits a label image; other labels get new ids after the largest in use
+        (:func:`~napari_sam2.engine.prompts.seed_ids`), and one message says which."""
         host = self.host
         geo = host.geometry
         if geo is None or layer is None:
@@ -69,19 +84,32 @@ class Tracking:
             host.message.emit(msg)
             return
         try:
-            prompts = label_prompts(plane, geo.frame_hw)
+            by_label = label_prompts(plane, geo.frame_hw)
+            used = self.ids_in_use()
+            mapping = seed_ids(by_label, used, "fresh")
+            host.layers.hold(max(mapping.values()))
         except PromptError as exc:
             msg = f"'{layer.name}' on frame {frame}: {exc}"
             show_warning(msg)
             host.message.emit(msg)
             return
+        prompts = {mapping[v]: p for v, p in by_label.items()}
         state = host.sync_state
-        for oid, p in prompts.items():  # the prompts as the engine will have them: the next sync sends nothing
-            state.masks[(frame, oid)] = p.mask
+        for label, p in by_label.items():
+            oid = mapping[label]
+            state.masks[(frame, oid)] = p.mask  # as the engine will have them: the next sync sends nothing
             state.applied[(frame, oid)] = p
             state.prompts[(frame, oid)] = p
-            host.objects.setdefault(oid, f"label {oid}")
+            host.objects[oid] = f"label {label}"
         host.objects_changed.emit()
+        moved = [(v, oid) for v, oid in mapping.items() if v != oid]
+        if moved:
+            why = {v: f"object {v} already exists" if v in used else f"label ids go up to {MAX_OBJ_ID}"
+                   for v, _ in moved}
+            msg = (f"Objects from '{layer.name}' on frame {frame}: "
+                   + "; ".join(f"label {v} became object {oid} ({why[v]})" for v, oid in moved) + ".")
+            show_info(msg)
+            host.message.emit(msg)
         state.edits += 1
         if host.model is None and not any(j.kind == "load" for j in host.jobs()):
             host.load_model(*host.model_choice)
@@ -162,12 +190,14 @@ class Tracking:
     def _update_tracks(self, lineage: dict[int, int]) -> None:
         host = self.host
         geo, image = host.geometry, host.image
-        if geo is None or geo.axis is None or geo.label_axis != 0 or host.viewer is None:
-            return  # napari's Tracks layer needs time first
+        if geo is None or geo.axis is None or geo.axis != 0 or host.viewer is None:
+            return  # napari's Tracks layer needs time first (in the image layer's axes)
+        wanted = frame_axis_kind(image, geo) == "time" or bool(lineage)  # z / unnamed: only with a division
         rows = [r for r in self.rows if r["area"] > 0]
         if not rows:
             return
         coords = np.array([geo.coords(r["frame"], [[r["centroid_row"], r["centroid_col"]]])[0] for r in rows])
+        coords = layer_coords(geo, coords, len(frame_stack_shape(image)))  # (a channel axis of the image: 0)
         data = np.column_stack([[r["obj_id"] for r in rows], coords])
         ids = {r["obj_id"] for r in rows}
         graph = {c: [p] for c, p in lineage.items() if c in ids and p in ids}
@@ -175,8 +205,10 @@ class Tracking:
         if self.tracks is not None and self.tracks not in viewer.layers:
             self.tracks = None
         if self.tracks is None:
-            self.tracks = viewer.add_tracks(data, graph=graph, name=TRACKS_NAME, scale=image.scale,
-                                            translate=image.translate, tail_length=10)
+            if not wanted:
+                return
+            self.tracks = viewer.add_tracks(data, graph=graph, name=TRACKS_NAME, tail_length=10,
+                                            **layer_transform(image, geo))
             if host.layers.points is not None:  # clicks keep going to the points layer
                 viewer.layers.selection.active = unwrap(host.layers.points)
         else:

@@ -29,12 +29,18 @@ from .controller import Sam2Controller
 from .layers import same_layer
 from .model_picker import ModelPicker
 from .objects import ObjectsList
-from .stack import axis_names, candidate_axes, default_axis
+from .stack import AUTO, axis_item, candidate_axes, channel_candidates, default_axis, default_channel_axis
 from .track_plot import TrackPlot
 from .tracking import labels_layers
 
 if TYPE_CHECKING:
     import napari
+
+
+#: What a failed job's message is about, by job kind: the message clears when a job of the same step next
+#: succeeds (a load clears a load error; a click or a propagation clears a click's or a propagation's error).
+#: Other kinds (edits, saves, background encoding) and notes keep their message until the next one.
+MESSAGE_STEPS = {"load": "model", "prompt": "segment", "propagate": "segment"}
 
 
 def _row(*widgets) -> QHBoxLayout:
@@ -45,7 +51,7 @@ def _row(*widgets) -> QHBoxLayout:
 
 
 class Sam2Widget(QWidget):
-    """SAM 2 (click, propagate, correct): prompts from napari layers, results in a Labels layer."""
+    """SAM 2 tracking (click, propagate, correct): prompts from napari layers, results in a Labels layer."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -57,12 +63,16 @@ class Sam2Widget(QWidget):
         self.image_combo = QComboBox()
         self.axis_combo = QComboBox()
         self.axis_combo.setToolTip("The axis to propagate along (t or z); taken from the layer's axis labels")
+        self.channel_combo = QComboBox()
+        self.channel_combo.setToolTip("The axis that holds the channels (all of them go to SAM 2; the labels have "
+                                      "no channel axis); taken from the axis labels (c, ch, channel)")
         self.geometry_label = QLabel()
         self.geometry_label.setWordWrap(True)
         image_box = QGroupBox("Image")
         form = QFormLayout(image_box)
         form.addRow("Layer", self.image_combo)
         form.addRow("Propagate along", self.axis_combo)
+        form.addRow("Channels", self.channel_combo)
         form.addRow(self.geometry_label)
 
         self.model_picker = ModelPicker()
@@ -173,9 +183,10 @@ class Sam2Widget(QWidget):
         self.message_label.setWordWrap(True)
         self.message_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.message_label.hide()
+        self._message_step: str | None = None  # the step the message is about (see MESSAGE_STEPS)
 
-        # wide enough for the dock's title, "SAM 2 (click, propagate, correct)", in full
-        self.setMinimumWidth(self.fontMetrics().horizontalAdvance("SAM 2 (click, propagate, correct)") + 120)
+        # wide enough for the dock's title, "SAM 2 tracking (napari-sam2)", in full
+        self.setMinimumWidth(self.fontMetrics().horizontalAdvance("SAM 2 tracking (napari-sam2)") + 120)
         content = QWidget()  # in a scroll area: the dock may be shorter than the widget
         layout = QVBoxLayout(content)
         for w in (
@@ -208,6 +219,7 @@ class Sam2Widget(QWidget):
         self._objects_timer.timeout.connect(self._show_objects)
         self.image_combo.currentIndexChanged.connect(self._image_chosen)
         self.axis_combo.currentIndexChanged.connect(self._axis_chosen)
+        self.channel_combo.currentIndexChanged.connect(self._channel_chosen)
         self.model_picker.load_requested.connect(ctl.load_model)
         self.model_picker.source.currentIndexChanged.connect(self._model_choice_changed)
         self.model_picker.device.currentIndexChanged.connect(self._model_choice_changed)
@@ -241,6 +253,9 @@ class Sam2Widget(QWidget):
         self.reset_button.clicked.connect(ctl.rebind)
         ctl.status.connect(self._show_status)
         ctl.message.connect(self._show_message)
+        ctl.message_step.connect(self._message_is_about)
+        ctl.step_done.connect(self._step_done)
+        ctl.model_changed.connect(lambda _text: self._step_done("load"))
         ctl.objects_changed.connect(self._objects_timer.start)
         ctl.polarity_changed.connect(self._show_polarity)
         ctl.geometry_changed.connect(self._geometry_changed)
@@ -285,9 +300,8 @@ class Sam2Widget(QWidget):
         self.axis_combo.blockSignals(True)
         self.axis_combo.clear()
         if layer is not None and candidate_axes(layer):
-            names = axis_names(layer)
             for ax in candidate_axes(layer):
-                self.axis_combo.addItem(f"{names[ax]} (axis {ax})", ax)
+                self.axis_combo.addItem(axis_item(layer, ax), ax)
             self.axis_combo.setCurrentIndex(candidate_axes(layer).index(default_axis(layer)))
             self.axis_combo.setEnabled(True)
         else:
@@ -295,13 +309,52 @@ class Sam2Widget(QWidget):
             self.axis_combo.setEnabled(False)
         self.axis_combo.blockSignals(False)
         self.controller.axis_choice = self.axis_combo.currentData()
+        self._fill_channels(layer, self.controller.axis_choice)
         self.controller.set_image(layer)
 
+    def _fill_channels(self, layer, axis: int | None, choice=AUTO) -> None:
+        """The channel choices of ``layer`` propagated along ``axis``; ``choice`` (AUTO: the default) selected."""
+        combo = self.channel_combo
+        combo.blockSignals(True)
+        combo.clear()
+        candidates = [] if layer is None else channel_candidates(layer, axis)
+        if layer is not None and getattr(layer, "rgb", False):
+            combo.addItem("RGB colour", AUTO)
+        else:
+            combo.addItem("none", None)
+            for ax in candidates:
+                combo.addItem(axis_item(layer, ax), ax)
+            if choice == AUTO and layer is not None:
+                choice = default_channel_axis(layer, axis)
+            combo.setCurrentIndex(max(combo.findData(choice), 0))
+        combo.setEnabled(bool(candidates))
+        combo.blockSignals(False)
+        self.controller.channel_choice = combo.currentData()
+
     def _axis_chosen(self, index: int) -> None:
-        self.controller.set_axis(self.axis_combo.itemData(index))
+        axis = self.axis_combo.itemData(index)
+        self._fill_channels(self.controller.image, axis, self.channel_combo.currentData())
+        self.controller.set_axis(axis)
+
+    def _channel_chosen(self, index: int) -> None:
+        self.controller.set_channels(self.channel_combo.itemData(index))
+
+    def _show_choices(self) -> None:
+        """Axis and channel boxes as the controller's geometry has them (an image picked again keeps its own)."""
+        geo, image = self.controller.geometry, self.controller.image
+        if geo is None or image is None or geo.axis is None:
+            return
+        if self.axis_combo.currentData() != geo.axis and self.axis_combo.findData(geo.axis) >= 0:
+            self.axis_combo.blockSignals(True)
+            self.axis_combo.setCurrentIndex(self.axis_combo.findData(geo.axis))
+            self.axis_combo.blockSignals(False)
+            self.controller.axis_choice = geo.axis
+        if not getattr(image, "rgb", False) and self.channel_combo.currentData() != geo.channel_axis:
+            self._fill_channels(image, geo.axis, geo.channel_axis)
 
     def _geometry_changed(self, text: str) -> None:
         self.geometry_label.setText(text)
+        self._show_choices()
         geo = self.controller.geometry
         n = 1 if geo is None else geo.num_frames
         for spin, value in ((self.first_spin, 0), (self.last_spin, n - 1)):
@@ -326,6 +379,16 @@ class Sam2Widget(QWidget):
     def _show_message(self, text: str) -> None:
         self.message_label.setText(text)
         self.message_label.setVisible(bool(text))
+        self._message_step = None
+
+    def _message_is_about(self, kind: str) -> None:
+        """The message just shown is the error of a job of ``kind``: it clears when that step next succeeds."""
+        self._message_step = MESSAGE_STEPS.get(kind)
+
+    def _step_done(self, kind: str) -> None:
+        """A job of ``kind`` succeeded: clear the message if it was the error of that step."""
+        if self._message_step is not None and MESSAGE_STEPS.get(kind) == self._message_step:
+            self._show_message("")
 
     def _show_status(self, text: str) -> None:
         self.status_label.setText(text or "idle")

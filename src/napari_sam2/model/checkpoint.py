@@ -8,6 +8,7 @@ recognised from the parameter names and shapes, never from the file name.
 from __future__ import annotations
 
 import pickle
+import zipfile
 from pathlib import Path
 
 import torch
@@ -28,6 +29,27 @@ def _corrupt(path: Path, exc: Exception) -> CheckpointError:
     )
 
 
+def _not_a_checkpoint(path: Path) -> CheckpointError:
+    return CheckpointError(
+        f"{path} is not a PyTorch checkpoint (it is neither a torch.save zip archive nor a pickle), so it "
+        f"cannot be a SAM 2 model. Check that you picked the right file: SAM 2 weights are Meta's .pt files, "
+        f"or pass a model name such as 'sam2.1_hiera_tiny' to download them."
+    )
+
+
+def _looks_like_torch_file(path: Path) -> bool:
+    """Whether the file starts like something ``torch.save`` writes (a zip holding ``data.pkl``, or a
+    pickle); a damaged torch file still does, random bytes, text or another zip do not."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head.startswith(b"PK\x03\x04"):
+        if not zipfile.is_zipfile(path):
+            return True  # a zip cut short: its directory at the end is missing
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("data.pkl") for name in archive.namelist())
+    return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5  # pickle protocol 2..5
+
+
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], Sam2Config | None]:
     """Load a checkpoint file -> (state dict on CPU, embedded config or None)."""
     path = Path(path)
@@ -37,10 +59,12 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], Sam2Conf
     if path.suffix == ".safetensors":
         raise CheckpointError(f"{path.name} is a safetensors file (the Hugging Face Transformers port, "
                               f"with renamed keys). Use Meta's native .pt checkpoint instead.")
+    if not _looks_like_torch_file(path):
+        raise _not_a_checkpoint(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights only" in str(exc).lower():
+        if "unsupported global" in str(exc).lower():
             raise CheckpointError(
                 f"{path} holds Python objects that cannot be loaded safely (only tensors are read, never "
                 f"arbitrary code). Official SAM 2 checkpoints contain only tensors; this is not one of them."
@@ -62,9 +86,12 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], Sam2Conf
 def detect_config(state: dict[str, torch.Tensor]) -> Sam2Config:
     """Recognise which official variant a state dict belongs to.
 
-    Looks at the Hiera width and depth and at the SAM 2.1-only parameters;
-    raises :class:`CheckpointError` when the keys are not SAM 2's.
+    Looks at the Hiera width and depth and at the SAM 2.1-only parameters
+    (EdgeTAM: a RepViT trunk and a spatial perceiver); raises
+    :class:`CheckpointError` when the keys are not SAM 2's.
     """
+    if "image_encoder.trunk.body.stem.conv1.c.weight" in state and "spatial_perceiver.latents" in state:
+        return VARIANTS["edgetam"]  # every shape is then checked by build_model
     patch = state.get("image_encoder.trunk.patch_embed.proj.weight")
     if patch is None or "sam_mask_decoder.iou_token.weight" not in state:
         hint = ""
@@ -76,6 +103,8 @@ def detect_config(state: dict[str, torch.Tensor]) -> Sam2Config:
     n_blocks = len({k.split(".")[3] for k in state if k.startswith("image_encoder.trunk.blocks.")})
     width = patch.shape[0]
     for cfg in VARIANTS.values():
+        if cfg.repvit is not None:
+            continue
         if cfg.version == version and cfg.hiera.embed_dim == width and sum(cfg.hiera.stages) == n_blocks:
             return cfg
     raise CheckpointError(

@@ -1,4 +1,4 @@
-"""Architecture settings of the eight official SAM 2 / 2.1 variants.
+"""Architecture settings of the eight official SAM 2 / 2.1 variants and of EdgeTAM.
 
 Everything that changes the parameter shapes or the numbers lives here as a
 small frozen dataclass; nothing is read from YAML at run time.
@@ -38,12 +38,64 @@ class HieraConfig:
 
 
 @dataclass(frozen=True)
+class RepViTConfig:
+    """The RepViT image trunk of EdgeTAM (RepViT-M1: timm's ``repvit_m1``, features only).
+
+    ``embed_dims``/``depths`` per stage (strides 4, 8, 16, 32); every block
+    widens its channels by ``mlp_ratio`` in the channel mixer; ``se_ratio`` is
+    the squeeze-excite bottleneck of every other block, rounded as timm rounds it.
+    """
+
+    embed_dims: tuple[int, ...] = (48, 96, 192, 384)
+    depths: tuple[int, ...] = (2, 2, 14, 2)
+    mlp_ratio: int = 2
+    kernel_size: int = 3
+    se_ratio: float = 0.25
+
+    @property
+    def stage_dims(self) -> tuple[int, ...]:
+        """Channel width of each stage's output (strides 4, 8, 16, 32)."""
+        return self.embed_dims
+
+
+@dataclass(frozen=True)
+class PerceiverConfig:
+    """EdgeTAM's spatial perceiver: compresses each memory frame to ``num_latents`` global
+    tokens plus ``num_latents_2d`` window tokens (a square grid: one latent per window)."""
+
+    dim: int = 64
+    depth: int = 2
+    heads: int = 1
+    dim_head: int = 64
+    ff_mult: int = 4
+    num_latents: int = 256
+    num_latents_2d: int = 256
+
+    @property
+    def grid_side(self) -> int:
+        """Side of the square grid of window latents (16 for 256)."""
+        side = int(round(self.num_latents_2d**0.5))
+        if side * side != self.num_latents_2d:
+            raise ValueError(f"num_latents_2d must be a square number, got {self.num_latents_2d}")
+        return side
+
+    @property
+    def tokens(self) -> int:
+        """Memory tokens per frame after compression."""
+        return self.num_latents + self.num_latents_2d
+
+
+@dataclass(frozen=True)
 class Sam2Config:
     """A complete SAM 2 architecture.
 
     ``version`` "2.1" switches on the four SAM 2.1 behaviours (spatial
     no-object embedding, signed and projected temporal encodings of object
     pointers); the rest of the model is shared by both versions.
+
+    EdgeTAM is a SAM 2.0 model with ``repvit`` set (a RepViT trunk instead of
+    Hiera, which is then unused) and ``perceiver`` set (memories compressed
+    by a spatial perceiver before memory attention).
     """
 
     name: str
@@ -66,10 +118,17 @@ class Sam2Config:
     sigmoid_bias_for_mem_enc: float = -10.0
     stability_delta: float = 0.05
     stability_thresh: float = 0.98
+    repvit: RepViTConfig | None = None
+    perceiver: PerceiverConfig | None = None
 
     @property
     def is_v21(self) -> bool:
         return self.version == "2.1"
+
+    @property
+    def trunk_dims(self) -> tuple[int, ...]:
+        """Channel widths of the trunk's four outputs (strides 4, 8, 16, 32), as the neck reads them."""
+        return (self.repvit or self.hiera).stage_dims
 
     @property
     def feat_size(self) -> int:
@@ -83,13 +142,18 @@ class Sam2Config:
     def from_dict(cls, data: dict) -> Sam2Config:
         data = dict(data)
         hiera = data.pop("hiera", {})
+        subs = {}
+        for key, sub_cls in (("repvit", RepViTConfig), ("perceiver", PerceiverConfig)):
+            sub = data.pop(key, None)
+            if sub is not None:
+                subs[key] = sub_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in sub.items()})
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown SAM 2 config fields: {sorted(unknown)}")
         hiera_cfg = HieraConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in hiera.items()})
         data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(hiera=hiera_cfg, **data)
+        return cls(hiera=hiera_cfg, **subs, **data)
 
 
 _TRUNKS = {
@@ -99,9 +163,15 @@ _TRUNKS = {
     "large": HieraConfig(144, 2, (2, 6, 36, 4), (23, 33, 43), (8, 4, 16, 8), (7, 7)),
 }
 
-#: The eight official variants, by their checkpoint file stem.
+#: The official variants, by their checkpoint file stem: eight SAM 2 / 2.1 ones (here) and EdgeTAM (below).
 VARIANTS: dict[str, Sam2Config] = {}
 for _size, _trunk in _TRUNKS.items():
     for _version, _prefix in (("2.0", "sam2"), ("2.1", "sam2.1")):
         _name = f"{_prefix}_hiera_{_size}"
         VARIANTS[_name] = Sam2Config(name=_name, version=_version, hiera=_trunk)
+
+#: EdgeTAM (facebookresearch/EdgeTAM, ``edgetam.pt``): SAM 2.0 heads and memory encoder, a RepViT-M1
+#: trunk, 2 memory-attention layers and the spatial perceiver.
+VARIANTS["edgetam"] = Sam2Config(
+    name="edgetam", version="2.0", repvit=RepViTConfig(), perceiver=PerceiverConfig(), memory_layers=2
+)

@@ -1,4 +1,4 @@
-"""Image encoder: Hiera trunk + feature-pyramid neck.
+"""Image encoder: Hiera trunk (SAM 2) or RepViT trunk (EdgeTAM) + feature-pyramid neck.
 
 Produces the three feature levels SAM 2 uses, all with ``d_model`` channels:
 strides 4 and 8 ("high-resolution" features for the mask decoder) and
@@ -17,6 +17,7 @@ from torch.nn import functional as F
 from .config import Sam2Config
 from .hiera import Hiera
 from .position import SineGridEncoding
+from .repvit import RepViT
 
 
 @dataclass
@@ -75,8 +76,8 @@ class ImageEncoder(nn.Module):
 
     def __init__(self, cfg: Sam2Config) -> None:
         super().__init__()
-        self.trunk = Hiera(cfg.hiera)
-        self.neck = FpnNeck(cfg.hiera.stage_dims, cfg.d_model, cfg.fpn_top_down_levels)
+        self.trunk = RepViT(cfg.repvit) if cfg.repvit is not None else Hiera(cfg.hiera)
+        self.neck = FpnNeck(cfg.trunk_dims, cfg.d_model, cfg.fpn_top_down_levels)
 
     def forward(self, images: torch.Tensor) -> ImageFeatures:
         feats, pos = self.neck(self.trunk(images))

@@ -8,6 +8,10 @@ Positions enter through 2-D axial RoPE in both attentions (object-pointer
 keys excepted), plus an additive sine encoding on the memory keys and a
 small (0.1x) one added to the input tokens once.
 
+EdgeTAM's memories are perceiver tokens, not grids: each memory frame is
+``key_frame_tokens`` tokens whose last ``key_grid**2`` lie on their own
+(16 x 16) grid; only those keys are rotated, by that grid's angles.
+
 Parameter names follow the official checkpoints' ``memory_attention.*``
 entries.
 """
@@ -19,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .common import attention
-from .rope import apply_axial_rope, axial_rope_table, grid_side, rope_cos_sin
+from .rope import apply_axial_rope, axial_rope_table, grid_side, rope_cos_sin, rotate_framed_keys
 
 
 class RopeAttention(nn.Module):
@@ -29,6 +33,10 @@ class RopeAttention(nn.Module):
     ``dim``). The RoPE table of the ``feat_size`` x ``feat_size`` grid is
     built up front; other square grids get theirs on first use. Tables are
     computed on the CPU (as the reference does) and then copied per device.
+
+    With ``key_grid`` set (EdgeTAM's cross-attention) the keys are frames of
+    ``key_frame_tokens`` tokens each, and only the last ``key_grid**2`` of
+    every frame are rotated, by the angles of a ``key_grid`` x ``key_grid`` grid.
     """
 
     def __init__(
@@ -38,6 +46,8 @@ class RopeAttention(nn.Module):
         kv_dim: int | None = None,
         feat_size: int = 64,
         rope_theta: float = 10000.0,
+        key_grid: int | None = None,
+        key_frame_tokens: int = 0,
     ) -> None:
         super().__init__()
         if dim % num_heads:
@@ -47,6 +57,8 @@ class RopeAttention(nn.Module):
         self.head_dim = dim // num_heads
         self.rope_theta = rope_theta
         self.feat_size = feat_size
+        self.key_grid = key_grid
+        self.key_frame_tokens = key_frame_tokens
         self.q_proj = nn.Linear(dim, dim)
         self.k_proj = nn.Linear(kv_dim, dim)
         self.v_proj = nn.Linear(kv_dim, dim)
@@ -105,7 +117,12 @@ class RopeAttention(nn.Module):
         v = self._split(self.v_proj(v))
         side = grid_side(q.shape[-2])
         table = self.rope_table(side, q.device)
-        q, k = apply_axial_rope(q, k, table, num_k_exclude_rope, self.rope_cos_sin(side, q.device, q.dtype))
+        if self.key_grid is None:
+            q, k = apply_axial_rope(q, k, table, num_k_exclude_rope, self.rope_cos_sin(side, q.device, q.dtype))
+        else:
+            q, _ = apply_axial_rope(q, k[..., :0, :], table, 0, self.rope_cos_sin(side, q.device, q.dtype))
+            key_cos_sin = self.rope_cos_sin(self.key_grid, q.device, k.dtype)
+            k = rotate_framed_keys(k, key_cos_sin, self.key_frame_tokens, num_k_exclude_rope)
         out = attention(q, k, v)  # (B, heads, Nq, d)
         return self.out_proj(out.transpose(1, 2).flatten(2))
 
@@ -121,10 +138,14 @@ class MemoryAttentionLayer(nn.Module):
         num_heads: int = 1,
         feat_size: int = 64,
         rope_theta: float = 10000.0,
+        key_grid: int | None = None,
+        key_frame_tokens: int = 0,
     ) -> None:
         super().__init__()
         self.self_attn = RopeAttention(d_model, num_heads, None, feat_size, rope_theta)
-        self.cross_attn_image = RopeAttention(d_model, num_heads, mem_dim, feat_size, rope_theta)
+        self.cross_attn_image = RopeAttention(
+            d_model, num_heads, mem_dim, feat_size, rope_theta, key_grid, key_frame_tokens
+        )
         self.linear1 = nn.Linear(d_model, ffn_dim)
         self.linear2 = nn.Linear(ffn_dim, d_model)
         self.norm1 = nn.LayerNorm(d_model)
@@ -160,7 +181,8 @@ class MemoryAttention(nn.Module):
     """The memory attention stack (``num_layers`` layers and a final LayerNorm).
 
     Official SAM 2 / 2.1 settings: d_model 256, mem_dim 64, 4 layers, ffn 2048,
-    1 head, a 64 x 64 token grid.
+    1 head, a 64 x 64 token grid. EdgeTAM: 2 layers, ``key_grid`` 16 and
+    ``key_frame_tokens`` 512 (see :class:`RopeAttention`).
     """
 
     def __init__(
@@ -172,12 +194,16 @@ class MemoryAttention(nn.Module):
         feat_size: int = 64,
         num_heads: int = 1,
         rope_theta: float = 10000.0,
+        key_grid: int | None = None,
+        key_frame_tokens: int = 0,
     ) -> None:
         super().__init__()
         self.d_model = d_model
         self.mem_dim = mem_dim
         self.layers = nn.ModuleList(
-            MemoryAttentionLayer(d_model, mem_dim, ffn_dim, num_heads, feat_size, rope_theta)
+            MemoryAttentionLayer(
+                d_model, mem_dim, ffn_dim, num_heads, feat_size, rope_theta, key_grid, key_frame_tokens
+            )
             for _ in range(num_layers)
         )
         self.norm = nn.LayerNorm(d_model)

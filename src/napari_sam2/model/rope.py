@@ -136,3 +136,38 @@ def apply_axial_rope(
     grids = (*k.shape[:-2], frames, n_q, k.shape[-1])
     _rotate_into(k[..., :n_rot, :].reshape(grids), cos, sin, k_out[..., :n_rot, :].view(grids))
     return q_out, k_out
+
+
+def rotate_framed_keys(
+    k: torch.Tensor,
+    cos_sin: tuple[torch.Tensor, torch.Tensor],
+    frame_tokens: int,
+    num_k_exclude: int = 0,
+) -> torch.Tensor:
+    """Rotate keys laid out as memory frames whose grid follows some unrotated tokens (EdgeTAM).
+
+    Args:
+        k: (B, heads, Nk, head_dim) keys: r frames of ``frame_tokens`` tokens
+            each, then ``num_k_exclude`` tokens (object pointers) left as is.
+            In every frame the first ``frame_tokens - n`` tokens are left as is
+            and the last n are the cells of the key grid, row-major.
+        cos_sin: :func:`rope_cos_sin` of the key grid's table (n rows) in k's
+            dtype and device.
+    Returns:
+        (B, heads, Nk, head_dim), k's dtype.
+    """
+    cos, sin = cos_sin
+    n_grid = cos.shape[0]
+    skip = frame_tokens - n_grid
+    n_rot = k.shape[-2] - num_k_exclude
+    if skip < 0 or n_rot < 0 or n_rot % frame_tokens:
+        raise ValueError(
+            f"{k.shape[-2]} keys ({num_k_exclude} excluded) are not whole frames of {frame_tokens} tokens "
+            f"ending in a {n_grid}-cell grid"
+        )
+    out = k.clone(memory_format=torch.contiguous_format)
+    frames = (*k.shape[:-2], n_rot // frame_tokens, frame_tokens, k.shape[-1])
+    grid_in = k[..., :n_rot, :].reshape(frames)[..., skip:, :]
+    grid_out = out[..., :n_rot, :].view(frames)[..., skip:, :]
+    grid_out.copy_(grid_in * cos + _swap_pairs(grid_in) * sin)
+    return out

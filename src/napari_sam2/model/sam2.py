@@ -19,6 +19,7 @@ from .image_encoder import ImageEncoder
 from .mask_decoder import DecoderOutput, MaskDecoder
 from .memory_attention import MemoryAttention
 from .memory_encoder import MemoryEncoder
+from .perceiver import SpatialPerceiver
 from .prompt_encoder import PromptEncoder
 
 
@@ -68,8 +69,10 @@ class Sam2Model(nn.Module):
         self.image_encoder = ImageEncoder(cfg)
         self.sam_prompt_encoder = PromptEncoder(d, cfg.feat_size, cfg.image_size, cfg.mask_in_chans)
         self.sam_mask_decoder = MaskDecoder(d, cfg.decoder_depth, cfg.decoder_heads, cfg.decoder_mlp_dim)
+        perceiver = cfg.perceiver  # EdgeTAM: memories are perceiver tokens, RoPE on their window grid
         self.memory_attention = MemoryAttention(
-            d_model=d, mem_dim=m, num_layers=cfg.memory_layers, ffn_dim=cfg.memory_ffn_dim, feat_size=cfg.feat_size
+            d_model=d, mem_dim=m, num_layers=cfg.memory_layers, ffn_dim=cfg.memory_ffn_dim, feat_size=cfg.feat_size,
+            key_grid=perceiver.grid_side if perceiver else None, key_frame_tokens=perceiver.tokens if perceiver else 0,
         )
         self.memory_encoder = MemoryEncoder(d_model=d, mem_dim=m)
         # learned embeddings used by image prediction and tracking
@@ -82,6 +85,8 @@ class Sam2Model(nn.Module):
         if cfg.is_v21:
             self.no_obj_embed_spatial = nn.Parameter(torch.zeros(1, m))
             self.obj_ptr_tpos_proj = nn.Linear(d, m)
+        if cfg.perceiver is not None:  # EdgeTAM
+            self.spatial_perceiver = SpatialPerceiver(cfg.perceiver)
         self._positions: dict[tuple, torch.Tensor] = {}
 
     @property
@@ -96,12 +101,17 @@ class Sam2Model(nn.Module):
 
     @property
     def compute_dtype(self) -> torch.dtype:
-        """The dtype of the heavy parts: image encoder, memory attention and memory
-        encoder (and of the image embeddings and memories they exchange)."""
+        """The dtype of the image encoder and of the image embeddings it makes."""
+        return next(self.image_encoder.parameters()).dtype
+
+    @property
+    def memory_dtype(self) -> torch.dtype:
+        """The dtype of memory attention and the memory encoder."""
         return self.memory_attention.norm.weight.dtype
 
-    def set_compute_dtype(self, dtype: torch.dtype) -> Sam2Model:
-        """Run the image encoder, memory attention and memory encoder in ``dtype`` (mixed precision).
+    def set_compute_dtype(self, dtype: torch.dtype, memory: torch.dtype | None = None) -> Sam2Model:
+        """Run the image encoder in ``dtype``, memory attention and the memory encoder in ``memory``
+        (default: ``dtype``) — mixed precision.
 
         These parts hold nearly all of the arithmetic, and SAM 2 stores the
         memories in bfloat16 anyway. Everything that decides a mask's outline
@@ -110,8 +120,8 @@ class Sam2Model(nn.Module):
         in :attr:`dtype`. Returns ``self``.
         """
         self.image_encoder.to(dtype)
-        self.memory_attention.to(dtype)
-        self.memory_encoder.to(dtype)
+        self.memory_attention.to(memory or dtype)
+        self.memory_encoder.to(memory or dtype)
         return self
 
     def shared_position(self, pos: torch.Tensor) -> torch.Tensor:

@@ -76,7 +76,10 @@ def _bank_tokens(net: Sam2Model, bank: MemoryBank, pos_tokens: torch.Tensor, c: 
         dists = torch.tensor([d for d, _ in bank.pointers], dtype=torch.float32, device=device)
         ptrs = torch.stack([p for _, p in bank.pointers], dim=0).to(dtype)  # (P, 1, C)
         if cfg.is_v21:
-            enc = sine_1d(dists / (max_ptrs - 1), c).to(net.dtype)
+            # Distances are normalised by (max_ptrs - 1) as in SAM 2.1; with one frame (max_ptrs 1) the only
+            # pointer is at distance 0, whose position is 0: dividing by 1 keeps every finite value of the
+            # reference and avoids its 0 / 0 (NaN positions, then an empty mask).
+            enc = sine_1d(dists / max(max_ptrs - 1, 1), c).to(net.dtype)
             ptr_pos = net.obj_ptr_tpos_proj(enc)[:, None, :].to(dtype)  # (P, 1, mem_dim)
         else:
             ptr_pos = ptrs.new_zeros(len(bank.pointers), 1, cfg.mem_dim)
@@ -112,9 +115,9 @@ def condition_on_memory(
         raise ValueError("memory banks of one batch must have the same layout")
     b = len(banks)
     _, c, g, _ = emb.embed.shape
-    dtype = net.compute_dtype
+    dtype = net.memory_dtype
     curr = emb.embed.to(dtype).flatten(2).permute(2, 0, 1).expand(-1, b, -1)  # (HW, B, C)
-    curr_pos = emb.pos.flatten(2).permute(2, 0, 1).expand(-1, b, -1)
+    curr_pos = emb.pos.to(dtype).flatten(2).permute(2, 0, 1).expand(-1, b, -1)
     pos_tokens = memory_pos.flatten(2).permute(2, 0, 1).to(dtype)
     parts = [_bank_tokens(net, bank, pos_tokens, c, max_ptrs, dtype) for bank in banks]
     out = net.memory_attention(
@@ -196,7 +199,8 @@ def mask_as_output(net: Sam2Model, emb: ImageEmbedding, mask_hr: torch.Tensor) -
 def encode_memory(
     net: Sam2Model, emb: ImageEmbedding, lowres: torch.Tensor, object_score: torch.Tensor, binarize: bool
 ) -> torch.Tensor:
-    """The memories of B objects on one frame: (B, mem_dim, G, G), stored in bfloat16 as SAM 2 does.
+    """The memories of B objects on one frame: (B, mem_dim, G, G), stored in bfloat16 as SAM 2 does
+    (EdgeTAM: (B, mem_dim, 512), the spatial perceiver's tokens).
 
     ``lowres`` (B, 1, 4G, 4G) logits are upsampled to the model frame; with
     ``binarize`` (frames with user clicks) the mask is thresholded first.
@@ -207,15 +211,21 @@ def encode_memory(
     hr = F.interpolate(lowres.float(), size=(cfg.image_size,) * 2, mode="bilinear", align_corners=False)
     mask = (hr > 0).float() if binarize else torch.sigmoid(hr)
     mask = mask * cfg.sigmoid_scale_for_mem_enc + cfg.sigmoid_bias_for_mem_enc
-    feats, _ = net.memory_encoder(emb.embed.to(net.compute_dtype).expand(b, -1, -1, -1), mask)
+    feats, pos = net.memory_encoder(emb.embed.to(net.memory_dtype).expand(b, -1, -1, -1), mask)
     if cfg.is_v21:
         absent = (object_score <= 0).to(feats.dtype)  # (B, 1)
         feats = feats + absent[..., None, None] * net.no_obj_embed_spatial[..., None, None].to(feats.dtype)
+    perceiver = getattr(net, "spatial_perceiver", None)
+    if perceiver is not None:  # EdgeTAM: (B, mem_dim, 512) perceiver tokens
+        feats = perceiver.compress(feats, pos)
     return feats.to(torch.bfloat16)
 
 
 def memory_position(net: Sam2Model, emb: ImageEmbedding) -> torch.Tensor:
-    """The (1, mem_dim, G, G) position encoding of every memory (the same for all frames)."""
+    """The (1, mem_dim, G, G) position encoding of every memory (the same for all frames);
+    (1, mem_dim, 512) for EdgeTAM's perceiver tokens."""
+    if getattr(net, "spatial_perceiver", None) is not None:
+        return net.spatial_perceiver.token_positions(emb.embed.device)
     g = emb.embed.shape[-1]
     return net.memory_encoder.position_encoding.grid(g, g, emb.embed.device)[None]
 

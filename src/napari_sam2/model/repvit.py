@@ -1,0 +1,172 @@
+"""RepViT-M1, EdgeTAM's image trunk: a mobile convolutional network with four stages.
+
+A stride-4 stem of two 3x3 convolutions, then four stages at strides 4, 8,
+16 and 32. Every block mixes space with a depth-wise 3x3 convolution plus a
+depth-wise 1x1 one plus the identity ("token mixer"), optionally rescales
+channels by squeeze-excite (every other block of a stage, starting with the
+first), and mixes channels with a residual 1x1 -> GELU -> 1x1 bottleneck.
+Stages 2-4 open with a downsampling unit: one block, a stride-2 depth-wise
+convolution, a 1x1 widening and a residual channel mixer.
+
+Every convolution but the squeeze-excite ones is followed by a BatchNorm in
+inference mode (running statistics), kept unfolded so that the checkpoint's
+``c``/``bn`` entries load as they are. Parameter names follow EdgeTAM's
+``image_encoder.trunk.body.*`` entries (timm's feature-extraction layout:
+``stem``, ``stages_0`` ... ``stages_3``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .config import RepViTConfig
+
+
+def se_width(channels: int, ratio: float, divisor: int = 8) -> int:
+    """Bottleneck width of a squeeze-excite unit: ``channels * ratio`` rounded to the nearest
+    multiple of ``divisor`` (halves up), at least ``divisor`` (48 -> 16, 96 -> 24, 192 -> 48)."""
+    target = channels * ratio
+    return max(divisor, int(target + divisor / 2) // divisor * divisor)
+
+
+class ConvBN(nn.Module):
+    """Bias-free convolution ``c`` followed by BatchNorm ``bn`` (inference statistics)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bn = self.bn
+        return F.batch_norm(self.c(x), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+
+
+class SpatialMixer(nn.Module):
+    """Depth-wise k x k conv + depth-wise 1x1 conv + identity (``token_mixer``)."""
+
+    def __init__(self, dim: int, kernel: int) -> None:
+        super().__init__()
+        self.conv = ConvBN(dim, dim, kernel, groups=dim)
+        self.conv1 = ConvBN(dim, dim, 1, groups=dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) + self.conv1(x) + x
+
+
+class ChannelMixer(nn.Module):
+    """1x1 widen by ``ratio`` -> GELU -> 1x1 back (the residual is added by the caller)."""
+
+    def __init__(self, dim: int, ratio: int) -> None:
+        super().__init__()
+        self.conv1 = ConvBN(dim, dim * ratio)
+        self.conv2 = ConvBN(dim * ratio, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(F.gelu(self.conv1(x)))
+
+
+class SqueezeExcite(nn.Module):
+    """Channel gates from the global mean: 1x1 conv -> ReLU -> 1x1 conv -> sigmoid."""
+
+    def __init__(self, dim: int, ratio: float) -> None:
+        super().__init__()
+        hidden = se_width(dim, ratio)
+        self.fc1 = nn.Conv2d(dim, hidden, 1)
+        self.fc2 = nn.Conv2d(hidden, dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = self.fc2(F.relu(self.fc1(x.mean((2, 3), keepdim=True))))
+        return x * torch.sigmoid(gate)
+
+
+class RepViTBlock(nn.Module):
+    """Spatial mixer, optional squeeze-excite, residual channel mixer; keeps shape."""
+
+    def __init__(self, dim: int, cfg: RepViTConfig, squeeze_excite: bool) -> None:
+        super().__init__()
+        self.token_mixer = SpatialMixer(dim, cfg.kernel_size)
+        self.se = SqueezeExcite(dim, cfg.se_ratio) if squeeze_excite else nn.Identity()
+        self.channel_mixer = ChannelMixer(dim, cfg.mlp_ratio)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.se(self.token_mixer(x))
+        return x + self.channel_mixer(x)
+
+
+class Downsample(nn.Module):
+    """(B, cin, H, W) -> (B, cout, H/2, W/2): block, stride-2 depth-wise conv, 1x1 widening, residual FFN."""
+
+    def __init__(self, cin: int, cout: int, cfg: RepViTConfig) -> None:
+        super().__init__()
+        self.pre_block = RepViTBlock(cin, cfg, squeeze_excite=False)
+        self.spatial_downsample = ConvBN(cin, cin, cfg.kernel_size, stride=2, groups=cin)
+        self.channel_downsample = ConvBN(cin, cout)
+        self.ffn = ChannelMixer(cout, cfg.mlp_ratio)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.channel_downsample(self.spatial_downsample(self.pre_block(x)))
+        return x + self.ffn(x)
+
+
+class Stage(nn.Module):
+    """Optional :class:`Downsample`, then ``depth`` blocks with squeeze-excite on blocks 0, 2, 4, ..."""
+
+    def __init__(self, cin: int, cout: int, depth: int, cfg: RepViTConfig, downsample: bool) -> None:
+        super().__init__()
+        if downsample:
+            self.downsample = Downsample(cin, cout, cfg)
+        elif cin != cout:
+            raise ValueError("a stage without downsampling keeps its width")
+        self.blocks = nn.Sequential(*(RepViTBlock(cout, cfg, squeeze_excite=i % 2 == 0) for i in range(depth)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if hasattr(self, "downsample"):
+            x = self.downsample(x)
+        return self.blocks(x)
+
+
+class Stem(nn.Module):
+    """Two stride-2 3x3 ConvBN with a GELU between: (B, 3, S, S) -> (B, dim, S/4, S/4)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.conv1 = ConvBN(3, dim // 2, 3, stride=2)
+        self.conv2 = ConvBN(dim // 2, dim, 3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(F.gelu(self.conv1(x)))
+
+
+class _Body(nn.Module):
+    """The network itself, under the checkpoint's ``body`` names."""
+
+    def __init__(self, cfg: RepViTConfig) -> None:
+        super().__init__()
+        dims = cfg.embed_dims
+        self.stem = Stem(dims[0])
+        cin = dims[0]
+        for i, (dim, depth) in enumerate(zip(dims, cfg.depths)):
+            setattr(self, f"stages_{i}", Stage(cin, dim, depth, cfg, downsample=i > 0))
+            cin = dim
+        self.num_stages = len(dims)
+
+
+class RepViT(nn.Module):
+    """(B, 3, S, S) normalised images -> four maps (B, C_i, S/s, S/s) at strides s = 4, 8, 16, 32
+    (finest first; C_i = ``cfg.embed_dims``), the layout the FPN neck takes from Hiera."""
+
+    def __init__(self, cfg: RepViTConfig) -> None:
+        super().__init__()
+        self.body = _Body(cfg)
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        body = self.body
+        x = body.stem(images)
+        outs = []
+        for i in range(body.num_stages):
+            x = getattr(body, f"stages_{i}")(x)
+            outs.append(x)
+        return outs

@@ -22,14 +22,10 @@ from napari_sam2.model import VARIANTS, Sam2Model
 from napari_sam2.model.checkpoint import CONFIG_KEY, build_model, detect_config
 from reference.edgetam_weights import edgetam_shapes, edgetam_state_dict
 from reference.seeded_weights import save_official_checkpoint, state_dict_digest
-from test_video_parity import _reference, _replay
+from test_image_parity import check_image_cases
+from test_video_parity import check_float32_records
 
 FIXTURES = Path(__file__).parent / "data" / "edgetam"
-MEAN_TOL, MAX_TOL = 1e-4, 1e-3
-
-
-def _optional(fx, key):
-    return fx[key] if key in fx.files else None
 
 
 def test_edgetam_parameters_match_meta_state_dict():
@@ -62,25 +58,7 @@ def test_edgetam_predict_image_matches_reference(tmp_path):
     seg = napari_sam2.load_model(ckpt, device="cpu", dtype="float32")
     assert seg.variant == "edgetam"
 
-    report = []
-    for case in fx["cases"]:
-        case = str(case)
-        use_mask = bool(_optional(fx, f"{case}_use_mask"))
-        result = seg.predict_image(
-            fx["image"],
-            points=_optional(fx, f"{case}_points_rc"),
-            labels=_optional(fx, f"{case}_labels"),
-            box=_optional(fx, f"{case}_box_rc"),
-            mask=fx["mask_hw"] if use_mask else None,
-            multimask=bool(fx[f"{case}_multimask"]),
-        )
-        ref = fx[f"{case}_logits"]
-        assert result.logits.shape == ref.shape, case
-        diff = np.abs(result.logits - ref)
-        report.append(f"{case}: mean {diff.mean():.2e} max {diff.max():.2e}")
-        assert diff.mean() <= MEAN_TOL and diff.max() <= MAX_TOL, report[-1]
-        np.testing.assert_allclose(result.scores, fx[f"{case}_scores"], atol=1e-4, err_msg=case)
-    print("edgetam", "; ".join(report))
+    check_image_cases(seg, fx, "edgetam")
 
 
 @pytest.mark.slow
@@ -94,16 +72,4 @@ def test_edgetam_session_matches_video_predictor(tmp_path):
     ckpt = tmp_path / "model.pt"
     torch.save({"model": state, CONFIG_KEY: cfg.to_dict()}, ckpt)
     session = napari_sam2.load_model(ckpt, device="cpu", dtype="float32").open_stack(fx["frames"], axis=0)
-    worst = []
-
-    def compare(op_index, frame, obj):
-        ours = session.logits(frame, obj)
-        ref, _ = _reference(fx, op_index, frame, obj)
-        diff = np.abs(ours - ref)
-        worst.append(diff.max())
-        assert diff.mean() <= MEAN_TOL and diff.max() <= MAX_TOL, (
-            f"op {op_index} frame {frame} obj {obj}: mean {diff.mean():.2e} max {diff.max():.2e}")
-
-    _replay(fx, session, compare)
-    session.close()
-    print("edgetam video", f"{len(worst)} records, worst max |diff| {max(worst):.2e}")
+    check_float32_records(fx, session, "edgetam video")

@@ -43,13 +43,18 @@ def test_predict_image_matches_reference(variant, tmp_path):
     seg = napari_sam2.load_model(ckpt, device="cpu", dtype="float32")
     assert seg.variant == variant
 
-    image = fx["image"]
+    check_image_cases(seg, fx, variant)
+
+
+def check_image_cases(seg, fx, name: str) -> None:
+    """Every prompt case of an image fixture: our logits within MEAN_TOL / MAX_TOL of the reference's,
+    predicted IoU within 1e-4 (also used by the EdgeTAM parity test)."""
     report = []
     for case in fx["cases"]:
         case = str(case)
         use_mask = bool(_optional(fx, f"{case}_use_mask"))
         result = seg.predict_image(
-            image,
+            fx["image"],
             points=_optional(fx, f"{case}_points_rc"),
             labels=_optional(fx, f"{case}_labels"),
             box=_optional(fx, f"{case}_box_rc"),
@@ -62,7 +67,7 @@ def test_predict_image_matches_reference(variant, tmp_path):
         report.append(f"{case}: mean {diff.mean():.2e} max {diff.max():.2e}")
         assert diff.mean() <= MEAN_TOL and diff.max() <= MAX_TOL, report[-1]
         np.testing.assert_allclose(result.scores, fx[f"{case}_scores"], atol=1e-4, err_msg=case)
-    print(variant, "; ".join(report))
+    print(name, "; ".join(report))
 
 
 def test_mask_prompt_conversion_matches_fixture():

@@ -111,3 +111,34 @@ def test_channels_none_holds_the_channel_shown(zcyx, qtbot):
     qtbot.waitUntil(lambda: ctl.geometry.channel_axis is None, timeout=TIMEOUT)
     assert ctl.geometry.fixed == {1: 1} and ctl.layers.labels.data.shape == (6, 2, 64, 64)
     assert "axis 1 = 1" in widget.geometry_label.text()
+
+
+def test_tracks_layer_over_a_tcyx_image_lines_up_with_the_labels(gui_display, make_napari_viewer, qtbot,
+                                                                  tiny_model):
+    """A time-lapse with a channel axis: the SAM2 tracks layer has the image's dimensions (channel column 0,
+    stretched over the channels like the labels), so each track point lies at its object's centroid in the
+    labels layer, in world coordinates."""
+    data = np.random.default_rng(1).integers(0, 1000, (4, 2, 64, 64), dtype=np.uint16)
+    data[:, 1, 16:44, 16:44] += 3000
+    viewer = make_napari_viewer()
+    viewer.add_image(data, name="tcyx", axis_labels=("t", "c", "y", "x"), scale=(1, 1, 0.5, 0.5))
+    widget = open_widget(viewer, "plugin")
+    ctl = widget.controller
+    ctl.set_model(tiny_model)
+    idle(qtbot, widget)
+    assert ctl.geometry.channel_axis == 1
+    ctl.layers.points.add([ctl.layers.points.world_to_data((0, 1, 15, 15))])
+    idle(qtbot, widget)
+    widget.forward_button.click()
+    idle(qtbot, widget)
+    qtbot.waitUntil(lambda: ctl.tracking.tracks is not None, timeout=TIMEOUT)
+    tracks, labels = ctl.tracking.tracks, ctl.layers.labels
+    assert tracks.data.shape[1] == 5  # id, t, c, y, x
+    np.testing.assert_allclose(tracks.scale, labels.scale)
+    np.testing.assert_allclose(tracks.translate, labels.translate)
+    assert len(tracks.data) == 4
+    for row in tracks.data:
+        t = int(row[1])
+        rows, cols = np.nonzero(np.asarray(labels.data[t, 0]) == row[0])
+        centroid = labels.data_to_world((t, 0, rows.mean(), cols.mean()))
+        np.testing.assert_allclose(tracks.data_to_world(row[1:]), centroid, atol=1e-6)

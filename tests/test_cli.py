@@ -114,7 +114,6 @@ def test_a_prompt_file_without_propagation_is_propagated_through_the_stack(tmp_p
         ("missing prompts", "prompt file .* does not exist"),
         ("other stack", "made for frames of \\(48, 56\\), but this stack's frames are \\(30, 30\\)"),
         ("existing output", "exists; pass --overwrite"),
-        ("unknown format", "end the output name with one of"),
         ("bad axis", "--axis z: the stack's axes are TYX"),
         ("missing model", "sam2_missing.pt"),
         ("no output folder", "does not exist; create it first"),
@@ -134,8 +133,6 @@ def test_bad_inputs_get_one_line_and_exit_1(annotated, tiny_checkpoint, tmp_path
         args["stack"] = str(tmp_path / "small.npy")
     elif case == "existing output":
         out.write_bytes(b"keep me")
-    elif case == "unknown format":
-        args["out"] = str(tmp_path / "o.png")
     elif case == "bad axis":
         extra = ["--axis", "z"]
     elif case == "missing model":
@@ -161,6 +158,7 @@ def test_bad_inputs_get_one_line_and_exit_1(annotated, tiny_checkpoint, tmp_path
         (["segment", "s.npy", "-o", "o.npy", "--roi", "40,40,10,10"], "argument --roi: .*0 <= ROW0 < ROW1"),
         (["batch", "m.csv", "-o", "out", "--workers", "0"], "argument --workers: .* >= 1; got '0'"),
         (["batch", "m.csv", "-o", "out", "--format", ".png"], "argument --format: Unknown output format '.png'"),
+        (["segment", "s.npy", "-o", "o.png"], "argument --output/-o: .*end the output name with one of"),
     ],
 )
 def test_usage_errors_exit_2_before_anything_runs(tmp_path, monkeypatch, capsys, args, match):

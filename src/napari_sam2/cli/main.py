@@ -85,6 +85,16 @@ def _format(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _output(text: str) -> Path:
+    from ..engine.label_files import label_format
+
+    try:
+        label_format(text)
+    except OutputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return Path(text)
+
+
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="sam2.1_hiera_tiny",
                    help="checkpoint name (downloaded once) or .pt file (default: sam2.1_hiera_tiny)")
@@ -111,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                "becomes an object, prompted with its mask")
     seg.add_argument("--seed-frame", type=_count("--seed-frame", 0), default=0,
                      help="the frame the seed labels belong to (default 0)")
-    seg.add_argument("--output", "-o", type=Path, required=True,
+    seg.add_argument("--output", "-o", type=_output, required=True,
                      help="labels: .ome.tif, .ome.zarr, .zarr, .tif or .npy (by extension)")
     seg.add_argument("--axis", type=_axis, default=None, metavar="t|z|N",
                      help="frame axis: t, z or a number (default: as the prompt file was saved, else T then Z "

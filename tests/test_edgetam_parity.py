@@ -23,7 +23,7 @@ from napari_sam2.model.checkpoint import CONFIG_KEY, build_model, detect_config
 from reference.edgetam_weights import edgetam_shapes, edgetam_state_dict
 from reference.seeded_weights import save_official_checkpoint, state_dict_digest
 from test_image_parity import check_image_cases
-from test_video_parity import check_float32_records
+from test_video_parity import check_float32_records, check_mixed_precision_records
 
 FIXTURES = Path(__file__).parent / "data" / "edgetam"
 
@@ -73,3 +73,17 @@ def test_edgetam_session_matches_video_predictor(tmp_path):
     torch.save({"model": state, CONFIG_KEY: cfg.to_dict()}, ckpt)
     session = napari_sam2.load_model(ckpt, device="cpu", dtype="float32").open_stack(fx["frames"], axis=0)
     check_float32_records(fx, session, "edgetam video")
+
+
+@pytest.mark.slow
+def test_edgetam_fast_mode_stays_close_to_the_reference(tmp_path):
+    """EdgeTAM in bfloat16 (encoder, memory attention, memory encoder and perceiver; heads in float32) on the
+    video script: >= 99% of mask pixels as Meta's float32 EdgeTAM, every presence decision the same."""
+    fx = np.load(FIXTURES / "video_512.npz")
+    state = edgetam_state_dict(seed=int(fx["weights_seed"]))
+    cfg = dataclasses.replace(VARIANTS["edgetam"], image_size=int(fx["image_size"]))
+    ckpt = tmp_path / "model.pt"
+    torch.save({"model": state, CONFIG_KEY: cfg.to_dict()}, ckpt)
+    model = napari_sam2.load_model(ckpt, device="cpu", dtype="bfloat16")
+    assert {p.dtype for p in model.net.spatial_perceiver.parameters()} == {torch.bfloat16}
+    check_mixed_precision_records(fx, model.open_stack(fx["frames"], axis=0), "edgetam bfloat16")

@@ -102,6 +102,12 @@ def test_mixed_precision_stays_close_to_the_reference(name, tmp_path):
     """The fast mode (bfloat16 image encoder and memory attention) on the same script:
     >= 99% of mask pixels as Meta's float32 predictor, and every presence decision the same."""
     fx, session = _fixture_session(name, tmp_path, "bfloat16")
+    check_mixed_precision_records(fx, session, name)
+
+
+def check_mixed_precision_records(fx, session, name: str) -> None:
+    """Replay a video fixture in a 16-bit ``session``: >= 99% of mask pixels as the float32 reference and
+    every presence decision the same (also used by the EdgeTAM parity test). Closes the session."""
     same, total, decisions = 0, 0, []
 
     def compare(op_index, frame, obj):

@@ -122,6 +122,8 @@ class Sam2Model(nn.Module):
         self.image_encoder.to(dtype)
         self.memory_attention.to(memory or dtype)
         self.memory_encoder.to(memory or dtype)
+        if getattr(self, "spatial_perceiver", None) is not None:  # EdgeTAM: part of the memory side
+            self.spatial_perceiver.to(memory or dtype)
         return self
 
     def shared_position(self, pos: torch.Tensor) -> torch.Tensor:

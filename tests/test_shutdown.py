@@ -181,3 +181,30 @@ def test_clearing_the_layers_gives_one_notification(sam2, qtbot, notes):
     assert len(shown) == 1, shown
     assert "'cells' was removed" in shown[0][1]
     assert ctl.image is None and ctl.session is None
+
+
+def test_clearing_two_images_gives_one_notification(sam2, qtbot, notes):
+    """With a second image picked, clearing the layers makes the widget fall back to the first one for a
+    moment: that transient "Back on ..." is no news either."""
+    from napari_sam2.sample_data import make_timelapse
+
+    viewer, widget = sam2
+    ctl = widget.controller
+    ctl.layers.points.add([[0, 30, 30]])
+    idle(qtbot, widget)
+    viewer.add_image(make_timelapse(4, 64), name="second", axis_labels=("t", "y", "x"))
+    names = [widget.image_combo.itemText(i) for i in range(widget.image_combo.count())]
+    widget.image_combo.setCurrentIndex(names.index("second"))
+    idle(qtbot, widget)
+    assert ctl.image.name == "second"
+    for _ in range(5):
+        qtbot.wait(10)
+    before = len(notes())
+    viewer.layers.clear()
+    qtbot.waitUntil(lambda: len(notes()) > before, timeout=TIMEOUT)
+    for _ in range(5):
+        qtbot.wait(10)
+    shown = notes()[before:]
+    assert len(shown) == 1, shown
+    assert "was removed" in shown[0][1]
+    assert ctl.image is None and ctl.session is None

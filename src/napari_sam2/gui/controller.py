@@ -254,7 +254,7 @@ class Sam2Controller(QObject):
             restore = self.images.enter(layer)
         if text and not removed:
             text = (f"Now on '{layer.name}', with its own layers; " if layer is not None else "") + text
-            show_info(text)
+            self.lifecycle.notify_later(show_info, text)  # (one notification when layers go together)
             self.message.emit(text)
         self.rebind(restore=restore)
 

@@ -135,8 +135,9 @@ class Images:
 
         host.runner.submit(Job(("resend",), "prompt", prepare, host.show,
                                description=f"Sending the prompts of {len(items)} (frame, object) pairs again"))
-        show_info(f"Back on '{host.image.name}': its layers are in use again, the labels as they were; its "
-                  f"prompts go to a new session (propagate again to go on tracking).")
+        host.lifecycle.notify_later(  # (a transient pick while viewer.layers.clear() runs says nothing)
+            show_info, f"Back on '{host.image.name}': its layers are in use again, the labels as they were; its "
+                       f"prompts go to a new session (propagate again to go on tracking).")
 
 
 def _quietly(session, items, parents):

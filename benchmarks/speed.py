@@ -246,7 +246,12 @@ def write_checkpoint(path: Path, variant: str, image_size: int) -> None:
     from napari_sam2.model import VARIANTS
     from napari_sam2.model.checkpoint import CONFIG_KEY
 
-    obj = {"model": seeded_state_dict(official_shapes(variant), seed=WEIGHTS_SEED)}
+    if variant == "edgetam":  # (stand-in weights with every norm parameter drawn, see edgetam_weights.py)
+        from edgetam_weights import edgetam_state_dict
+
+        obj = {"model": edgetam_state_dict(seed=WEIGHTS_SEED)}
+    else:
+        obj = {"model": seeded_state_dict(official_shapes(variant), seed=WEIGHTS_SEED)}
     if image_size != VARIANTS[variant].image_size:
         obj[CONFIG_KEY] = dataclasses.replace(VARIANTS[variant], image_size=image_size).to_dict()
     torch.save(obj, path)
@@ -506,7 +511,9 @@ def fmt_table(rows: list[list], head: list[str]) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--variant", nargs="+", default=["sam2.1_hiera_tiny"], choices=sorted(REFERENCE_CONFIGS))
+    p.add_argument("--variant", nargs="+", default=["sam2.1_hiera_tiny"],
+                   choices=[*sorted(REFERENCE_CONFIGS), "edgetam"],
+                   help="edgetam runs ours only (Meta's EdgeTAM code is not driven by this script yet)")
     p.add_argument("--image-size", type=int, nargs="+", default=[1024], help="model frame side(s)")
     p.add_argument("--frame-size", type=int, default=None, help="clip frame side (default: the model frame)")
     p.add_argument("--objects", type=int, nargs="+", default=[1, 3])
@@ -573,7 +580,7 @@ def main() -> int:
                         runs[prec] = run_child(sys.executable, "ours", [*common, "--precision", prec,
                                                                         "--out-masks", str(masks)])
                         runs[prec]["masks"] = masks
-                    if ref_py:
+                    if ref_py and variant in REFERENCE_CONFIGS:
                         variants = [("reference", [])]
                         if a.reference_autocast:
                             variants.append(("reference autocast", ["--reference-autocast"]))
@@ -637,7 +644,7 @@ def main() -> int:
                 common = ["--variant", variant, "--image-size", str(image_size), "--objects", "1",
                           "--device", a.device, "--ckpt", str(ckpt), "--clip", str(sub), "--child-rss"]
                 ours = run_child(sys.executable, "ours", [*common, "--precision", "auto"])
-                ref = run_child(ref_py, "reference", common) if ref_py else None
+                ref = run_child(ref_py, "reference", common) if ref_py and variant in REFERENCE_CONFIGS else None
                 rows.append([n, f"{ours['peak_rss_mib']:.0f}", f"{ref['peak_rss_mib']:.0f}" if ref else "-"])
                 report["rss"].append({"frames": n, "ours_mib": ours["peak_rss_mib"],
                                       "reference_mib": ref["peak_rss_mib"] if ref else None})

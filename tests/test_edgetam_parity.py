@@ -87,3 +87,13 @@ def test_edgetam_fast_mode_stays_close_to_the_reference(tmp_path):
     model = napari_sam2.load_model(ckpt, device="cpu", dtype="bfloat16")
     assert {p.dtype for p in model.net.spatial_perceiver.parameters()} == {torch.bfloat16}
     check_mixed_precision_records(fx, model.open_stack(fx["frames"], axis=0), "edgetam bfloat16")
+
+
+def test_the_name_edgetam_says_how_to_get_the_file(tmp_path):
+    """EdgeTAM loads from a file (recognised by its keys); the bare name explains where the file comes from."""
+    with pytest.raises(CheckpointError, match="Download edgetam.pt from the facebookresearch/EdgeTAM"):
+        napari_sam2.load_model("edgetam")
+    state = edgetam_state_dict(seed=1)
+    ckpt = tmp_path / "edgetam.pt"
+    save_official_checkpoint(state, ckpt)
+    assert napari_sam2.load_model(ckpt, device="cpu", dtype="float32").variant == "edgetam"

@@ -63,6 +63,12 @@ def resolve_checkpoint(source: str | Path, progress=None) -> Path:
     name = str(source).removesuffix(".pt")
     if name in CHECKPOINTS:
         return fetch_checkpoint(name, progress=progress)
+    if name == "edgetam":
+        raise CheckpointError(
+            "EdgeTAM is not downloaded by napari-sam2 yet (its file's SHA-256 is not recorded here, so a download "
+            "could not be verified). Download edgetam.pt from the facebookresearch/EdgeTAM repository "
+            "(checkpoints/edgetam.pt) and pass its path instead of the name; napari-sam2 recognises the file."
+        )
     raise CheckpointError(
         f"{source!r} is neither an existing checkpoint file nor a known model name. Known names: "
         f"{', '.join(CHECKPOINTS)}."

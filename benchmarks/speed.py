@@ -27,7 +27,10 @@ fresh process. Per run:
 
 The reference runs when ``--reference PYTHON`` names an interpreter that imports
 ``sam2`` (``../shared/tools/make-reference-env`` builds one); /tmp/sam2-reference
-is tried by default. It runs in float32 on the CPU (the memories it stores are
+is tried by default. ``--variant edgetam`` runs beside Meta's EdgeTAM model
+(``--edgetam-reference PYTHON``, built by ``../shared/tools/make-edgetam-env``;
+/tmp/edgetam-reference is tried by default), driven by sam2 1.1.0's per-object
+video predictor as in the parity fixtures. It runs in float32 on the CPU (the memories it stores are
 bfloat16, as on a GPU; they are cast back to float32 for memory attention).
 
 ``--rss 10 60 200`` measures peak resident memory after propagating that many
@@ -368,9 +371,22 @@ def child_reference(a) -> dict:
     torch.manual_seed(0)
     overrides = [f"++model.image_size={a.image_size}", "++model.add_all_frames_to_correct_as_cond=true"]
     extra = {"vos_optimized": True} if a.reference_vos else {}
-    predictor = build_sam2_video_predictor(REFERENCE_CONFIGS[a.variant], ckpt_path=None, device=a.device,
-                                           mode="eval", hydra_overrides_extra=overrides, **extra)
-    predictor.load_state_dict(seeded_state_dict(official_shapes(a.variant), seed=WEIGHTS_SEED), strict=True)
+    if a.variant == "edgetam":  # Meta's EdgeTAM model driven by sam2 1.1.0's per-object predictor (docs/parity.md)
+        from edgetam_weights import edgetam_state_dict
+        from make_edgetam_fixtures import CONFIG as EDGETAM_CONFIG
+        from make_edgetam_fixtures import _video_predictor_builder
+
+        side = a.image_size // 16
+        overrides += ["++model._target_=sam2_v11_video_predictor.SAM2VideoPredictor",
+                      f"++model.memory_attention.layer.self_attention.feat_sizes=[{side},{side}]",
+                      f"++model.memory_attention.layer.cross_attention.q_sizes=[{side},{side}]"]
+        predictor = _video_predictor_builder(build_sam2_video_predictor)(
+            EDGETAM_CONFIG, ckpt_path=None, device=a.device, mode="eval", hydra_overrides_extra=overrides, **extra)
+        predictor.load_state_dict(edgetam_state_dict(seed=WEIGHTS_SEED), strict=True)
+    else:
+        predictor = build_sam2_video_predictor(REFERENCE_CONFIGS[a.variant], ckpt_path=None, device=a.device,
+                                               mode="eval", hydra_overrides_extra=overrides, **extra)
+        predictor.load_state_dict(seeded_state_dict(official_shapes(a.variant), seed=WEIGHTS_SEED), strict=True)
     predictor.fill_hole_area = 0  # needs a CUDA extension; napari-sam2 has none either
     attn_forward = predictor.memory_attention.forward
 
@@ -383,7 +399,8 @@ def child_reference(a) -> dict:
     if not a.device.startswith("cuda"):
         predictor.memory_attention.forward = attn_fp32
     precision = "bfloat16 autocast" if a.reference_autocast else "float32"
-    result = {"side": "reference (sam2 1.1.0)" + (" vos_optimized" if a.reference_vos else ""),
+    side_name = "reference (EdgeTAM)" if a.variant == "edgetam" else "reference (sam2 1.1.0)"
+    result = {"side": side_name + (" vos_optimized" if a.reference_vos else ""),
               "precision": precision, "device": a.device}
     state = predictor.init_state(video_path=a.clip)
     n = state["num_frames"]
@@ -462,6 +479,18 @@ def find_reference(explicit: str | None) -> str | None:
     return None
 
 
+def find_edgetam_reference(explicit: str | None) -> str | None:
+    """A Python with Meta's EdgeTAM code (its package is also named ``sam2``, with a ``perceiver`` module)."""
+    py = explicit or "/tmp/edgetam-reference/bin/python"
+    if Path(py).exists() and subprocess.run([py, "-c", "import sam2.modeling.perceiver, sam2_v11_video_predictor"],
+                                            capture_output=True).returncode == 0:
+        return py
+    if explicit:
+        sys.exit(f"--edgetam-reference {explicit}: that interpreter cannot import EdgeTAM's code (build one with "
+                 "../shared/tools/make-edgetam-env).")
+    return None
+
+
 def run_child(python: str, role: str, args: list[str]) -> dict:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")])))
     if role == "reference":
@@ -513,7 +542,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variant", nargs="+", default=["sam2.1_hiera_tiny"],
                    choices=[*sorted(REFERENCE_CONFIGS), "edgetam"],
-                   help="edgetam runs ours only (Meta's EdgeTAM code is not driven by this script yet)")
+                   help="edgetam runs beside Meta's EdgeTAM code (--edgetam-reference)")
     p.add_argument("--image-size", type=int, nargs="+", default=[1024], help="model frame side(s)")
     p.add_argument("--frame-size", type=int, default=None, help="clip frame side (default: the model frame)")
     p.add_argument("--objects", type=int, nargs="+", default=[1, 3])
@@ -521,6 +550,9 @@ def main() -> int:
     p.add_argument("--precision", nargs="+", default=["float32", "auto"])
     p.add_argument("--device", default="cpu")
     p.add_argument("--reference", default=None, help="a Python that imports Meta's sam2 (default: look for one)")
+    p.add_argument("--edgetam-reference", default=None,
+                   help="a Python that imports Meta's EdgeTAM code (../shared/tools/make-edgetam-env; default: "
+                        "/tmp/edgetam-reference if it works)")
     p.add_argument("--no-reference", action="store_true")
     p.add_argument("--reference-autocast", action="store_true",
                    help="also run the reference under torch.autocast(bfloat16), as Meta's demos do on GPUs")
@@ -550,6 +582,7 @@ def main() -> int:
         a.image_size, a.objects, a.frames = [256], [1], 9
         a.precision = ["float32", "auto"]
     ref_py = None if a.no_reference else find_reference(a.reference)
+    edgetam_py = None if a.no_reference or "edgetam" not in a.variant else find_edgetam_reference(a.edgetam_reference)
     info = machine()
     peaks = matmul_peaks(a.device)
     print(f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} threads)"
@@ -561,6 +594,8 @@ def main() -> int:
     info["auto_precision"] = {"choice": auto.describe(), "reason": auto.reason}
     print(f"auto precision on {a.device}: {auto.describe()} ({auto.reason})")
     print(f"reference: {ref_py or 'not available (see --reference)'}")
+    if "edgetam" in a.variant:
+        print(f"EdgeTAM reference: {edgetam_py or 'not available (see --edgetam-reference)'}")
     report = {"machine": info, "matmul_gflops": peaks, "runs": [], "rss": []}
     with tempfile.TemporaryDirectory(prefix="napari-sam2-bench-") as tmp:
         tmp = Path(tmp)
@@ -580,7 +615,8 @@ def main() -> int:
                         runs[prec] = run_child(sys.executable, "ours", [*common, "--precision", prec,
                                                                         "--out-masks", str(masks)])
                         runs[prec]["masks"] = masks
-                    if ref_py and variant in REFERENCE_CONFIGS:
+                    side_py = edgetam_py if variant == "edgetam" else ref_py
+                    if side_py:
                         variants = [("reference", [])]
                         if a.reference_autocast:
                             variants.append(("reference autocast", ["--reference-autocast"]))
@@ -588,7 +624,7 @@ def main() -> int:
                             variants.append(("reference vos", ["--reference-vos", "--reference-autocast"]))
                         for name, flags in variants:
                             masks = tmp / f"{name.replace(' ', '-')}.npz"
-                            runs[name] = run_child(ref_py, "reference", [*common, *flags, "--out-masks", str(masks)])
+                            runs[name] = run_child(side_py, "reference", [*common, *flags, "--out-masks", str(masks)])
                             runs[name]["masks"] = masks
                     base = runs.get("reference")
                     exact = runs.get("float32")
@@ -644,7 +680,8 @@ def main() -> int:
                 common = ["--variant", variant, "--image-size", str(image_size), "--objects", "1",
                           "--device", a.device, "--ckpt", str(ckpt), "--clip", str(sub), "--child-rss"]
                 ours = run_child(sys.executable, "ours", [*common, "--precision", "auto"])
-                ref = run_child(ref_py, "reference", common) if ref_py and variant in REFERENCE_CONFIGS else None
+                side_py = edgetam_py if variant == "edgetam" else ref_py
+                ref = run_child(side_py, "reference", common) if side_py else None
                 rows.append([n, f"{ours['peak_rss_mib']:.0f}", f"{ref['peak_rss_mib']:.0f}" if ref else "-"])
                 report["rss"].append({"frames": n, "ours_mib": ours["peak_rss_mib"],
                                       "reference_mib": ref["peak_rss_mib"] if ref else None})

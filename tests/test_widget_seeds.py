@@ -92,13 +92,15 @@ def test_an_int64_label_too_large_for_a_label_image(sam2, qtbot):
     assert sorted(ctl.session.object_ids) == [70000, 70001]
 
 
-@pytest.mark.parametrize("axis_label", ["z", "t"])
+@pytest.mark.parametrize("axis_label", ["z", "t", None])
 def test_tracks_layer_only_for_time(gui_display, make_napari_viewer, qtbot, tiny_checkpoint, axis_label):
-    """Seeding and propagating a z-stack makes no SAM2 tracks layer (a time-lapse does), until a division."""
+    """Seeding and propagating a z-stack makes no SAM2 tracks layer and offers no division or track export;
+    a time-lapse has the layer; an unnamed axis gets it once a division asks for the lineage."""
     from napari_sam2.sample_data import make_timelapse
 
     viewer = make_napari_viewer()
-    viewer.add_image(make_timelapse(T, SIZE), name="cells", axis_labels=(axis_label, "y", "x"))
+    viewer.add_image(make_timelapse(T, SIZE), name="cells",
+                     **({"axis_labels": (axis_label, "y", "x")} if axis_label else {}))
     widget = open_widget(viewer, "plugin")
     ctl = widget.controller
     ctl.load_model(str(tiny_checkpoint), "cpu")
@@ -113,6 +115,10 @@ def test_tracks_layer_only_for_time(gui_display, make_napari_viewer, qtbot, tiny
         assert "SAM2 tracks" in names and ctl.tracking.tracks is not None
         return
     assert "SAM2 tracks" not in names and ctl.tracking.tracks is None
+    assert widget.divide_button.isHidden() == widget.export_tracks_button.isHidden() == (axis_label == "z")
+    assert widget.track_box.title() == ("Objects through the stack" if axis_label == "z" else "Tracking")
+    if axis_label == "z":
+        return
     viewer.dims.set_point(0, 3)
     widget.divide_button.click()  # a division asks for the lineage: now the layer shows it
     ctl.layers.points.add([[3, 22, 22]])

@@ -29,7 +29,15 @@ from .controller import Sam2Controller
 from .layers import same_layer
 from .model_picker import ModelPicker
 from .objects import ObjectsList
-from .stack import AUTO, axis_item, candidate_axes, channel_candidates, default_axis, default_channel_axis
+from .stack import (
+    AUTO,
+    axis_item,
+    candidate_axes,
+    channel_candidates,
+    default_axis,
+    default_channel_axis,
+    frame_axis_kind,
+)
 from .track_plot import TrackPlot
 from .tracking import labels_layers
 
@@ -146,7 +154,7 @@ class Sam2Widget(QWidget):
         self.region_button.setToolTip("Track in a rectangle of the frames, at full resolution (small objects in "
                                       "large frames)")
         self.track_plot = TrackPlot()
-        track_box = QGroupBox("Tracking")
+        self.track_box = track_box = QGroupBox("Tracking")
         box = QVBoxLayout(track_box)
         box.addLayout(_row(self.seed_combo, self.seed_button))
         box.addLayout(_row(self.divide_button, self.doubt_button, self.region_button))
@@ -356,6 +364,11 @@ class Sam2Widget(QWidget):
         self.geometry_label.setText(text)
         self._show_choices()
         geo = self.controller.geometry
+        # a z-stack has no divisions and no tracks to export; seeds, doubtful frames, regions and the plot stay
+        z_stack = frame_axis_kind(self.controller.image, geo) == "z"
+        self.track_box.setTitle("Objects through the stack" if z_stack else "Tracking")
+        self.divide_button.setVisible(not z_stack)
+        self.export_tracks_button.setVisible(not z_stack)
         n = 1 if geo is None else geo.num_frames
         for spin, value in ((self.first_spin, 0), (self.last_spin, n - 1)):
             spin.setRange(0, n - 1)

@@ -142,3 +142,39 @@ def test_tracks_layer_over_a_tcyx_image_lines_up_with_the_labels(gui_display, ma
         rows, cols = np.nonzero(np.asarray(labels.data[t, 0]) == row[0])
         centroid = labels.data_to_world((t, 0, rows.mean(), cols.mean()))
         np.testing.assert_allclose(tracks.data_to_world(row[1:]), centroid, atol=1e-6)
+
+
+def test_a_label_image_on_disk_shows_and_paints_at_every_channel(gui_display, make_napari_viewer, qtbot,
+                                                                 tiny_model, monkeypatch):
+    """A stack whose label image is too large for RAM gets a zarr array on disk; the labels layer then sees
+    it through a view with the length-1 channel axis: labels show at both channel positions, a click at
+    channel 1 writes them, napari's brush writes through to the zarr array."""
+    from napari_sam2.engine import labels as label_output
+    from napari_sam2.gui.layers import _LengthOneAxis
+
+    monkeypatch.setattr(label_output, "LABELS_IN_MEMORY_BYTES", 1024)
+    data = np.random.default_rng(0).integers(0, 1000, (6, 2, 64, 64), dtype=np.uint16)
+    data[:, 1, 16:44, 16:44] += 3000
+    viewer = make_napari_viewer()
+    viewer.add_image(data, name="zcyx")
+    widget = open_widget(viewer, "plugin")
+    ctl = widget.controller
+    ctl.set_model(tiny_model)
+    idle(qtbot, widget)
+    layer = ctl.layers.labels
+    assert isinstance(layer.data, _LengthOneAxis) and layer.data.shape == (6, 1, 64, 64)
+    assert not isinstance(ctl.layers.output.array, np.ndarray)  # zarr, on disk
+    viewer.dims.set_point(0, 2)
+    viewer.dims.set_point(1, 1)
+    ctl.layers.points.add([ctl.layers.points.world_to_data((2, 1, 30, 30))])
+    idle(qtbot, widget)
+    ours = ctl.session.frame_labels(2)
+    assert ours.any()
+    np.testing.assert_array_equal(np.asarray(ctl.layers.output.array[2]), ours)
+    for c in (0, 1):
+        viewer.dims.set_point(1, c)
+        shown = np.array([[layer.get_value((2, c, r, k), world=True) or 0 for k in range(0, 64, 3)]
+                          for r in range(0, 64, 3)])
+        np.testing.assert_array_equal(shown, ours[::3, ::3])
+    layer.paint(layer.world_to_data((4, 1, 10, 10)), 7, refresh=True)  # napari's brush, at channel 1
+    assert np.asarray(ctl.layers.output.array[4])[10, 10] == 7

@@ -28,6 +28,17 @@ def stack_data(frames: int = T) -> np.ndarray:
     return data
 
 
+def clicked_once(tmp_path, model, data: np.ndarray, name: str):
+    """``data`` saved as ``<name>.npy`` and the prompt file of one click on frame 0 (nothing propagated);
+    returns (stack path, prompt path)."""
+    np.save(tmp_path / f"{name}.npy", data)
+    session = model.open_stack(data)
+    session.set_prompts(0, 1, points=[[20, 25]])
+    prompts = session.save_prompts(tmp_path / "p.json")
+    session.close()
+    return tmp_path / f"{name}.npy", prompts
+
+
 @pytest.fixture(scope="module")
 def model(tiny_checkpoint):
     return napari_sam2.load_model(tiny_checkpoint, device="cpu", dtype="float32")
@@ -202,28 +213,18 @@ def test_progress_and_summary_count_frames_not_steps(annotated, model, tmp_path,
 
 
 def test_one_frame_is_one_frame(tmp_path, model, tiny_checkpoint, capsys):
-    data = stack_data(1)
-    np.save(tmp_path / "one.npy", data)
-    session = model.open_stack(data)
-    session.set_prompts(0, 1, points=[[20, 25]])
-    session.save_prompts(tmp_path / "p.json")
-    session.close()
-    assert main(["segment", str(tmp_path / "one.npy"), "-p", str(tmp_path / "p.json"), "-o", str(tmp_path / "o.npy"),
+    stack, prompts = clicked_once(tmp_path, model, stack_data(1), "one")
+    assert main(["segment", str(stack), "-p", str(prompts), "-o", str(tmp_path / "o.npy"),
                  "--model", str(tiny_checkpoint), "--device", "cpu", "--dtype", "float32", "-q"]) == 0
     assert "o.npy: 1 frame in " in capsys.readouterr().err
 
 
 def test_interrupted_run_leaves_no_output(tmp_path, tiny_checkpoint, model):
     """Ctrl-C in the middle: exit 130, one line, and nothing under the output's name (or half-written)."""
-    data = stack_data(60)
-    np.save(tmp_path / "long.npy", data)
-    session = model.open_stack(data)
-    session.set_prompts(0, 1, points=[[20, 25]])
-    session.save_prompts(tmp_path / "p.json")
-    session.close()
+    stack, prompts = clicked_once(tmp_path, model, stack_data(60), "long")
     out = tmp_path / "long.labels.ome.tif"
-    proc = subprocess.Popen([sys.executable, "-m", "napari_sam2", "segment", str(tmp_path / "long.npy"), "-p",
-                             str(tmp_path / "p.json"), "-o", str(out), "--model", str(tiny_checkpoint), "--device",
+    proc = subprocess.Popen([sys.executable, "-m", "napari_sam2", "segment", str(stack), "-p",
+                             str(prompts), "-o", str(out), "--model", str(tiny_checkpoint), "--device",
                              "cpu"], stderr=subprocess.PIPE, text=True)
     seen = ""
     t0 = time.time()

@@ -32,7 +32,7 @@ from ..engine.heap import release_free_memory
 from ..engine.labels import LabelOutput, label_dtype_for
 from ..engine.prompts import Prompts, make_prompts
 from ..errors import PromptError
-from .stack import frame_stack_shape, label_coords, layer_coords
+from .stack import frame_stack_shape, has_channel_axis, label_coords, layer_coords
 
 POINTS_NAME = "SAM2 points"
 BOXES_NAME = "SAM2 boxes"
@@ -56,8 +56,7 @@ def same_layer(a, b) -> bool:
 
 def channel_dim(image, geometry: StackGeometry) -> int | None:
     """The layer axis of ``image`` that holds the channels (None: none, or the colour axis of an RGB layer)."""
-    ch = geometry.channel_axis
-    return ch if ch is not None and len(frame_stack_shape(image)) == geometry.ndim else None
+    return geometry.channel_axis if has_channel_axis(geometry, len(frame_stack_shape(image))) else None
 
 
 def layer_transform(image, geometry: StackGeometry) -> dict:
@@ -118,7 +117,7 @@ def labels_data(output: LabelOutput, ndim: int):
     """What the Labels layer shows of ``output``: its array, or (layers with the channel axis, ``ndim``
     axes) a view with a length-1 channel axis that reads and writes the array."""
     geometry = output.geometry
-    if geometry.channel_axis is None or ndim != geometry.ndim:
+    if not has_channel_axis(geometry, ndim):
         return output.array
     if isinstance(output.array, np.ndarray):
         return np.expand_dims(output.array, geometry.channel_axis)
@@ -219,7 +218,7 @@ class PromptLayers:
         """The Labels layer's data shape: the label image's, with a length-1 channel axis when the layers
         have the image's channel axis."""
         shape = geometry.label_shape
-        if geometry.channel_axis is not None and self.ndim == geometry.ndim:
+        if has_channel_axis(geometry, self.ndim or 0):
             shape = (*shape[: geometry.channel_axis], 1, *shape[geometry.channel_axis:])
         return shape
 
@@ -395,7 +394,7 @@ class PromptLayers:
     def read(self, geometry: StackGeometry, frame: int) -> np.ndarray:
         """``frame``'s (H, W) plane of the Labels layer (as painted there)."""
         key = list(geometry.index(frame))
-        if geometry.channel_axis is not None and self.labels.data.ndim == geometry.ndim:
+        if has_channel_axis(geometry, self.labels.data.ndim):
             key.insert(geometry.channel_axis, 0)
         return np.asarray(self.labels.data[tuple(key)])
 

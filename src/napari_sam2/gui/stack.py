@@ -121,11 +121,17 @@ def describe(layer, geometry: StackGeometry) -> str:
     return f"{text}; channels: {what} ({geometry.shape[ch]})"
 
 
+def has_channel_axis(geometry: StackGeometry, ndim: int) -> bool:
+    """Whether a layer (or coordinates) of ``ndim`` axes over the stack carries its channel axis: a non-RGB
+    image with channels, whose layers have every stack axis (an RGB layer's colour axis is no dimension)."""
+    return geometry.channel_axis is not None and ndim == geometry.ndim
+
+
 def label_coords(geometry: StackGeometry, coords) -> np.ndarray:
     """Layer-space coordinates (one row per point, or one point) in label space: without the channel
     column when the layer has the channel axis (a non-RGB layer with channels)."""
     c = np.asarray(coords, float)
-    if geometry.channel_axis is not None and c.shape[-1] == geometry.ndim:
+    if has_channel_axis(geometry, c.shape[-1]):
         c = np.delete(c, geometry.channel_axis, axis=-1)
     return c
 
@@ -134,7 +140,7 @@ def layer_coords(geometry: StackGeometry, coords, ndim: int) -> np.ndarray:
     """Label-space coordinates ``(N, label_ndim)`` in a layer of ``ndim`` axes (channel column 0 when the
     layer has the channel axis)."""
     c = np.asarray(coords, float)
-    if geometry.channel_axis is not None and ndim == geometry.ndim:
+    if has_channel_axis(geometry, ndim):
         c = np.insert(c, geometry.channel_axis, 0.0, axis=-1)
     return c
 
@@ -156,7 +162,7 @@ def label_axes(layer, geometry: StackGeometry) -> str:
     """OME axis letters (T, Z, C, Y, X) of the labels over ``layer`` (label space), from its axis names:
     t/time and z/slice names as they say, the frame axis T unless named otherwise, rows and cols Y X."""
     names = [n.strip().lower() for n in axis_names(layer)]
-    if geometry.channel_axis is not None and len(names) == geometry.ndim:
+    if has_channel_axis(geometry, len(names)):
         del names[geometry.channel_axis]  # the labels have no channel axis
     n = geometry.label_ndim
     letters: list[str | None] = [None] * n

@@ -85,8 +85,8 @@ class Sam2Model(nn.Module):
         if cfg.is_v21:
             self.no_obj_embed_spatial = nn.Parameter(torch.zeros(1, m))
             self.obj_ptr_tpos_proj = nn.Linear(d, m)
-        if cfg.perceiver is not None:  # EdgeTAM
-            self.spatial_perceiver = SpatialPerceiver(cfg.perceiver)
+        # EdgeTAM: memories compressed to perceiver tokens (None for SAM 2)
+        self.spatial_perceiver = SpatialPerceiver(cfg.perceiver) if cfg.perceiver is not None else None
         self._positions: dict[tuple, torch.Tensor] = {}
 
     @property
@@ -122,7 +122,7 @@ class Sam2Model(nn.Module):
         self.image_encoder.to(dtype)
         self.memory_attention.to(memory or dtype)
         self.memory_encoder.to(memory or dtype)
-        if getattr(self, "spatial_perceiver", None) is not None:  # EdgeTAM: part of the memory side
+        if self.spatial_perceiver is not None:  # EdgeTAM: part of the memory side
             self.spatial_perceiver.to(memory or dtype)
         return self
 

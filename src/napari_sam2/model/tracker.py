@@ -215,7 +215,7 @@ def encode_memory(
     if cfg.is_v21:
         absent = (object_score <= 0).to(feats.dtype)  # (B, 1)
         feats = feats + absent[..., None, None] * net.no_obj_embed_spatial[..., None, None].to(feats.dtype)
-    perceiver = getattr(net, "spatial_perceiver", None)
+    perceiver = net.spatial_perceiver
     if perceiver is not None:  # EdgeTAM: (B, mem_dim, 512) perceiver tokens
         feats = perceiver.compress(feats, pos)
     return feats.to(torch.bfloat16)
@@ -224,7 +224,7 @@ def encode_memory(
 def memory_position(net: Sam2Model, emb: ImageEmbedding) -> torch.Tensor:
     """The (1, mem_dim, G, G) position encoding of every memory (the same for all frames);
     (1, mem_dim, 512) for EdgeTAM's perceiver tokens."""
-    if getattr(net, "spatial_perceiver", None) is not None:
+    if net.spatial_perceiver is not None:
         return net.spatial_perceiver.token_positions(emb.embed.device)
     g = emb.embed.shape[-1]
     return net.memory_encoder.position_encoding.grid(g, g, emb.embed.device)[None]

@@ -13,7 +13,7 @@ the process's resident memory (RSS) after each step and its peak.
 
 Before napari-sam2 0.4 the Labels layer was an in-RAM numpy array of the
 whole stack: 2,000 x 2,048 x 2,048 x 2 bytes = 16 GiB once every frame had
-labels. It is now a :class:`napari_sam2.engine.labels.LabelOutput`, a zarr
+labels. It is now a :class:`napari_sam2.engine.storage.labels.LabelOutput`, a zarr
 array on disk above 256 MiB.
 """
 
@@ -77,7 +77,7 @@ def main() -> int:
     from seeded_weights import official_shapes, seeded_state_dict
 
     import napari_sam2
-    from napari_sam2.engine.heap import release_free_memory
+    from napari_sam2.engine.tracking.heap import release_free_memory
     from napari_sam2.gui import Sam2Widget
 
     steps: list[tuple[str, float]] = []

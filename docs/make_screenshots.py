@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         qapp = QApplication.instance()
         model = None if args.model else tiny_random_model()
         if model is not None:  # the miniature model is too quick to be caught half-way: pace it
-            from napari_sam2.engine.session import TrackingSession
+            from napari_sam2.engine.tracking.session import TrackingSession
 
             track_frame = TrackingSession._track_frame
             TrackingSession._track_frame = lambda *a, **k: (time.sleep(0.2), track_frame(*a, **k))[1]

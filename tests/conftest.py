@@ -95,7 +95,7 @@ def slow_model(monkeypatch):
     """The tiny model, but 0.2 s per propagated frame (so a run can be interrupted mid-way)."""
     import time
 
-    from napari_sam2.engine.session import TrackingSession
+    from napari_sam2.engine.tracking.session import TrackingSession
 
     track_frame = TrackingSession._track_frame
 

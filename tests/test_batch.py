@@ -21,8 +21,8 @@ import napari_sam2
 import napari_sam2.weights
 from napari_sam2 import OutputError
 from napari_sam2.cli.batch import ManifestError, output_name, run_batch
-from napari_sam2.engine.prompt_file import load_annotation
-from napari_sam2.engine.stack_files import read_stack
+from napari_sam2.engine.io.prompt_file import load_annotation
+from napari_sam2.engine.io.stack_files import read_stack
 
 SHAPE = (4, 48, 56)
 GOOD = ("a.npy", "b.tif", "c.zarr")

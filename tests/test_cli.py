@@ -14,7 +14,7 @@ import tifffile
 
 import napari_sam2
 from napari_sam2.cli.main import main
-from napari_sam2.engine.stack_files import read_stack
+from napari_sam2.engine.io.stack_files import read_stack
 
 T, H, W = 6, 48, 56
 

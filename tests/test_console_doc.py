@@ -76,7 +76,7 @@ def test_console_doc_blocks_run_in_order(gui_display, make_napari_viewer, qtbot,
 
 def test_closed_session_raises_when_called(tiny_model, tmp_path):
     """Every public call of a closed session raises SessionClosedError at once, before any work or file."""
-    from napari_sam2.engine.labels import LabelOutput
+    from napari_sam2.engine.storage.labels import LabelOutput
 
     stack = np.random.default_rng(0).integers(0, 255, (3, 32, 32), dtype=np.uint8)
     session = tiny_model.open_stack(stack, axis=0)

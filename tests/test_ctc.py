@@ -14,7 +14,7 @@ import pytest
 import tifffile
 import zarr
 
-from napari_sam2.engine.ctc import TRACK_FILE, CtcSummary, ctc_mask_name, write_ctc, write_geff
+from napari_sam2.engine.io.ctc import TRACK_FILE, CtcSummary, ctc_mask_name, write_ctc, write_geff
 from napari_sam2.errors import OutputError
 
 SHAPE = (6, 40, 50)  # (t, row, col)

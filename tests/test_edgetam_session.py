@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import napari_sam2
-from napari_sam2.engine.prompt_file import load_annotation
+from napari_sam2.engine.io.prompt_file import load_annotation
 from napari_sam2.model import VARIANTS
 from napari_sam2.model.checkpoint import CONFIG_KEY
 from reference.edgetam_weights import edgetam_state_dict

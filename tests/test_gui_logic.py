@@ -9,7 +9,7 @@ import pytest
 from napari.layers import Image, Points, Shapes
 
 from napari_sam2 import CheckpointError
-from napari_sam2.engine.geometry import StackGeometry
+from napari_sam2.engine.coords.geometry import StackGeometry
 from napari_sam2.engine.prompts import Prompts
 from napari_sam2.gui.jobs import Job, JobRunner
 from napari_sam2.gui.layers import collect

@@ -72,7 +72,7 @@ def check_image_cases(seg, fx, name: str) -> None:
 
 def test_mask_prompt_conversion_matches_fixture():
     """Our (H, W) mask -> 256x256 logits rule is the one the fixtures fed the reference."""
-    from napari_sam2.engine.transforms import mask_to_lowres_logits
+    from napari_sam2.engine.coords.transforms import mask_to_lowres_logits
 
     fx = np.load(FIXTURES / "sam2.1_hiera_tiny.npz")
     ours = mask_to_lowres_logits(fx["mask_hw"], 256)[0].numpy()

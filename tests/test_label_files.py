@@ -10,8 +10,8 @@ import pytest
 import tifffile
 import zarr
 
-from napari_sam2.engine.label_files import LABEL_FORMATS, OutputError, label_format, write_labels
-from napari_sam2.engine.stack_files import StackFile, read_stack
+from napari_sam2.engine.io.label_files import LABEL_FORMATS, OutputError, label_format, write_labels
+from napari_sam2.engine.io.stack_files import StackFile, read_stack
 from napari_sam2.errors import ImageDataError
 
 SHAPE = (5, 64, 48)  # (T, Y, X)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_sam2 import ImageDataError, PromptError
-from napari_sam2.engine.intensity import apply_window, compute_window, to_rgb01
+from napari_sam2.engine.preprocess.intensity import apply_window, compute_window, to_rgb01
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from napari_sam2 import PromptError
-from napari_sam2.engine.prompt_file import (
+from napari_sam2.engine.io.prompt_file import (
     apply_prompts,
     load_prompts,
     rle_decode,
@@ -71,7 +71,7 @@ def test_history_replays_to_identical_labels(tiny_model, tmp_path):
     """Clicks, a propagation, a correction, a propagation stopped early, a cleared frame and a removed
     object: the saved history replays to the very same labels (bit for bit), where replaying only the
     final prompts would not reproduce the order in which corrections met the memory."""
-    from napari_sam2.engine.prompt_file import load_annotation
+    from napari_sam2.engine.io.prompt_file import load_annotation
 
     rng = np.random.default_rng(1)
     stack = (rng.random((10, 32, 40)) * 4000).astype(np.uint16)
@@ -112,8 +112,8 @@ def test_history_replays_to_identical_labels(tiny_model, tmp_path):
 
 
 def test_version_1_files_still_load(tmp_path):
-    from napari_sam2.engine.history import SetPrompts
-    from napari_sam2.engine.prompt_file import load_annotation
+    from napari_sam2.engine.io.prompt_file import load_annotation
+    from napari_sam2.engine.tracking.history import SetPrompts
 
     v1 = {"format": "napari-sam2 prompts", "version": 1, "frame_shape": [10, 12], "num_frames": 3, "axis": 0,
           "objects": [{"id": 4, "name": "b", "prompts": [{"frame": 2, "points": [[1, 1]], "labels": [1]}]},
@@ -145,7 +145,7 @@ def test_version_1_files_still_load(tmp_path):
     ],
 )
 def test_bad_version_2_files(tmp_path, change, match):
-    from napari_sam2.engine.prompt_file import load_annotation
+    from napari_sam2.engine.io.prompt_file import load_annotation
 
     doc = {"format": "napari-sam2 prompts", "version": 2, "frame_shape": [10, 10], "num_frames": 3,
            "objects": [{"id": 1, "name": "", "prompts": []}],

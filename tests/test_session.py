@@ -192,11 +192,12 @@ def test_embeddings_over_the_ram_budget_spill_to_disk_exactly(tiny_model, stack)
         s.set_prompts(6, 1, points=[[15, 15]], labels=[0])
         list(s.propagate())
     assert tight.frames_encoded == roomy.frames_encoded == T
-    assert len(tight.embeddings) == 1 and tight.spill.reads > 0 and tight.spill.writes == T  # each once
+    spill = tight.embeddings.spill
+    assert len(tight.embeddings.ram) == 1 and spill.reads > 0 and spill.writes == T  # each once
     assert all(tight.has_embedding(f) for f in range(T))
     for f in range(T):
         np.testing.assert_array_equal(tight.logits(f, 1), roomy.logits(f, 1))
-    folder = tight.spill.folder
+    folder = tight.embeddings.spill.folder
     assert any(folder.iterdir())
     roomy.close()
     tight.close()
@@ -238,7 +239,7 @@ def test_objects_tracked_together_equal_objects_tracked_alone(tiny_checkpoint, s
 
 def test_labels_kept_by_the_caller_do_not_change(session, monkeypatch):
     """A disk-backed label image from labels() stays as it was when labels() is called again."""
-    from napari_sam2.engine import labels
+    from napari_sam2.engine.storage import labels
 
     monkeypatch.setattr(labels, "LABELS_IN_MEMORY_BYTES", 1024)
     session.set_prompts(2, 1, points=[[10, 12]])
@@ -362,12 +363,12 @@ def test_disk_embedding_store_is_reused_and_guarded(tiny_model, stack, tmp_path)
     s1.set_prompts(0, 1, points=[[10, 12]])
     list(s1.propagate(max_frames=3))
     first = [s1.logits(f, 1) for f in range(4)]
-    assert s1.frames_encoded == 4 and s1.disk.writes == 4
+    assert s1.frames_encoded == 4 and s1.embeddings.persistent.writes == 4
     s1.close()
     s2 = tiny_model.open_stack(stack, embedding_store=store)
     s2.set_prompts(0, 1, points=[[10, 12]])
     list(s2.propagate(max_frames=3))
-    assert s2.frames_encoded == 0 and s2.disk.reads == 4
+    assert s2.frames_encoded == 0 and s2.embeddings.persistent.reads == 4
     for f in range(4):
         np.testing.assert_array_equal(s2.logits(f, 1), first[f])
     s2.close()
@@ -391,7 +392,7 @@ def test_half_precision_sessions_run(tiny_checkpoint, stack, dtype):
 def test_large_label_images_are_on_disk_and_outlive_the_session(session, monkeypatch, tmp_path):
     import zarr
 
-    from napari_sam2.engine import labels
+    from napari_sam2.engine.storage import labels
 
     session.set_prompts(2, 1, points=[[10, 12]])
     list(session.propagate(max_frames=3))
@@ -525,7 +526,7 @@ def test_track_table_matches_the_results(session, tmp_path):
     """Every row's numbers are those of the session's own results (presence, masks) on that frame."""
     import csv
 
-    from napari_sam2.engine.track_table import write_track_table
+    from napari_sam2.engine.tracking.track_table import write_track_table
 
     session.set_prompts(2, 1, points=[[10, 12]])
     session.set_prompts(2, 2, box=(20, 20, 35, 40))
@@ -549,7 +550,7 @@ def test_track_table_matches_the_results(session, tmp_path):
 
 
 def test_doubtful_frames_finds_vanishing_jumps_and_low_confidence():
-    from napari_sam2.engine.track_table import doubtful_frames
+    from napari_sam2.engine.tracking.track_table import doubtful_frames
 
     def row(frame, area, score=0.99, iou=0.9, prompted=False, obj=1):
         return {"frame": frame, "obj_id": obj, "present_score": score, "iou": iou, "area": area,
@@ -565,7 +566,7 @@ def test_doubtful_frames_finds_vanishing_jumps_and_low_confidence():
 
 
 def test_divisions_end_the_parent_and_start_the_daughters(session, tmp_path):
-    from napari_sam2.engine.prompt_file import load_annotation
+    from napari_sam2.engine.io.prompt_file import load_annotation
 
     session.set_prompts(0, 1, points=[[20, 20]])
     list(session.propagate())
@@ -619,7 +620,7 @@ def test_objects_absent_for_n_frames_stop_being_tracked(session):
 
 def test_objects_from_a_label_image(session, tmp_path):
     """Every label becomes an object with its id, its mask exact on the seed frame, batched; replayable."""
-    from napari_sam2.engine.prompt_file import load_annotation
+    from napari_sam2.engine.io.prompt_file import load_annotation
 
     seeds = np.zeros((H, W), np.uint16)
     seeds[5:15, 5:15] = 5
@@ -752,7 +753,7 @@ def test_embedding_store_encodes_a_frame_edited_in_place_again(tiny_model, tmp_p
     them must be encoded again (its stored embedding is stale), the unchanged frames are read back."""
     import torch
 
-    from napari_sam2.engine.disk_cache import stack_signature
+    from napari_sam2.engine.storage.persistent import stack_signature
 
     rng = np.random.default_rng(3)
     frames = (rng.random((20, 16, 16)) * 255).astype(np.uint8)
@@ -769,7 +770,8 @@ def test_embedding_store_encodes_a_frame_edited_in_place_again(tiny_model, tmp_p
     s2 = tiny_model.open_stack(frames, embedding_store=store)
     assert stack_signature(s2.source, tiny_model.net) == signature  # the edit is invisible to the signature
     got = {f: s2.embedding(f) for f in used}
-    assert s2.frames_encoded == 1 and s2.disk.reads == 2 and s2.disk.stale == 1  # only the edited frame
+    stored = s2.embeddings.persistent
+    assert s2.frames_encoded == 1 and stored.reads == 2 and stored.stale == 1  # only the edited frame
     s2.close()
     fresh = tiny_model.open_stack(frames)  # no store: the embedding of the edited pixels
     torch.testing.assert_close(got[edited].embed, fresh.embedding(edited).embed, rtol=0, atol=0)
@@ -777,7 +779,7 @@ def test_embedding_store_encodes_a_frame_edited_in_place_again(tiny_model, tmp_p
     s3 = tiny_model.open_stack(frames, embedding_store=store)  # the new embedding was stored
     for f in used:
         s3.embedding(f)
-    assert s3.frames_encoded == 0 and s3.disk.reads == 3
+    assert s3.frames_encoded == 0 and s3.embeddings.persistent.reads == 3
     s3.close()
 
 

@@ -32,7 +32,7 @@ def test_a_seed_label_that_is_already_an_object_is_refused_or_gets_a_fresh_id(se
     """Object 1 on cell A, then a label image whose label 1 is cell B: by default a PromptError that names the
     clash and changes nothing; with ids="fresh" label 1 becomes object 2 and each object keeps its own cell
     (the seed frame exact); the prompt file replays to the same labels."""
-    from napari_sam2.engine.prompt_file import load_annotation
+    from napari_sam2.engine.io.prompt_file import load_annotation
 
     a, b = cells()
     session.set_mask_prompts(0, {1: a})

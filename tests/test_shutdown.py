@@ -18,7 +18,7 @@ import torch
 torch.set_num_threads(1)
 import napari
 from qtpy.QtWidgets import QApplication
-from napari_sam2.engine.session import TrackingSession
+from napari_sam2.engine.tracking.session import TrackingSession
 from napari_sam2.sample_data import make_timelapse
 
 logging.basicConfig(level=logging.WARNING)

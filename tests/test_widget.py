@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gui_helpers import SIZE, TIMEOUT, T, idle
-from napari_sam2.engine.session import TrackingSession
+from napari_sam2.engine.tracking.session import TrackingSession
 from napari_sam2.sample_data import make_timelapse
 
 
@@ -543,7 +543,7 @@ def test_deleted_points_layer_takes_its_prompts_and_comes_back_on_reset(sam2, qt
 @pytest.mark.parametrize("suffix", [".ome.tif", ".ome.zarr"])
 def test_export_labels_writes_ome_files(sam2, qtbot, tmp_path, notes, suffix):
     """Export labels…: the labels layer as OME-TIFF (parsed by ome-types) or OME-Zarr (the ome-zarr reader)."""
-    from napari_sam2.engine.stack_files import read_stack
+    from napari_sam2.engine.io.stack_files import read_stack
 
     viewer, widget = sam2
     ctl = widget.controller

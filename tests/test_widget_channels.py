@@ -149,7 +149,7 @@ def test_a_label_image_on_disk_shows_and_paints_at_every_channel(gui_display, ma
     """A stack whose label image is too large for RAM gets a zarr array on disk; the labels layer then sees
     it through a view with the length-1 channel axis: labels show at both channel positions, a click at
     channel 1 writes them, napari's brush writes through to the zarr array."""
-    from napari_sam2.engine import labels as label_output
+    from napari_sam2.engine.storage import labels as label_output
     from napari_sam2.gui.layers import _LengthOneAxis
 
     monkeypatch.setattr(label_output, "LABELS_IN_MEMORY_BYTES", 1024)

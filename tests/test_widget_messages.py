@@ -84,7 +84,7 @@ def test_propagate_on_one_frame_says_there_is_nothing_to_propagate(gui_display, 
 
 
 def test_one_frame_is_said_in_the_singular():
-    from napari_sam2.engine.geometry import StackGeometry
+    from napari_sam2.engine.coords.geometry import StackGeometry
 
     assert StackGeometry.resolve((1, 8, 8), 0, None, {}).describe(["t", "y", "x"]) == "along t (1 frame)"
     assert StackGeometry.resolve((3, 8, 8), 0, None, {}).describe(["t", "y", "x"]) == "along t (3 frames)"

@@ -63,9 +63,9 @@ from typing import Any
 from distributed import Client, LocalCluster, as_completed, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from ..engine.atomic import write_text
-from ..engine.label_files import LABEL_FORMATS
-from ..engine.stack_files import STACK_FORMATS
+from ..engine.io.atomic import write_text
+from ..engine.io.label_files import LABEL_FORMATS
+from ..engine.io.stack_files import STACK_FORMATS
 from ..errors import CheckpointError, ImageDataError, OutputError, PromptError, SessionClosedError
 from .segment import segment_file
 
@@ -263,7 +263,7 @@ class StatusBook:
         self.lines[line["output"]] = line
 
     def write(self) -> None:
-        """Rewrite status.csv atomically (:func:`~napari_sam2.engine.atomic.write_text`)."""
+        """Rewrite status.csv atomically (:func:`~napari_sam2.engine.io.atomic.write_text`)."""
         first = set(self.order)
         ordered = [self.lines[o] for o in self.order if o in self.lines]
         ordered += [line for o, line in self.lines.items() if o not in first]
@@ -404,7 +404,7 @@ def run_batch(manifest: str | Path, outdir: str | Path, *, scheduler: str | None
             (used only to share a machine's cores between torch threads).
         model: checkpoint name or ``.pt`` path; each worker loads it once (a path must exist on the workers).
         device, dtype: as for :func:`~napari_sam2.load_model`.
-        fmt: output extension, one of :data:`~napari_sam2.engine.label_files.LABEL_FORMATS`.
+        fmt: output extension, one of :data:`~napari_sam2.engine.io.label_files.LABEL_FORMATS`.
         echo: called with one line per event (cluster, skipped row, finished task).
 
     Returns:

@@ -86,7 +86,7 @@ def _format(text: str) -> str:
 
 
 def _output(text: str) -> Path:
-    from ..engine.label_files import label_format
+    from ..engine.io.label_files import label_format
 
     try:
         label_format(text)

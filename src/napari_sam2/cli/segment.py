@@ -1,10 +1,10 @@
 """Headless segmentation of one stack file from a prompt file: what ``napari-sam2 segment`` runs.
 
 The steps are the engine's, in order: read the stack lazily
-(:mod:`~napari_sam2.engine.stack_files`), read the prompt file
-(:mod:`~napari_sam2.engine.prompt_file`), open a session with the geometry
+(:mod:`~napari_sam2.engine.io.stack_files`), read the prompt file
+(:mod:`~napari_sam2.engine.io.prompt_file`), open a session with the geometry
 the file was saved with, replay its history (exactly), write the labels
-(:mod:`~napari_sam2.engine.label_files`, atomically).
+(:mod:`~napari_sam2.engine.io.label_files`, atomically).
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..engine.geometry import StackGeometry
-from ..engine.history import PropagationRun
-from ..engine.label_files import label_format, write_labels
-from ..engine.labels import LabelOutput
-from ..engine.prompt_file import Annotation, check_fits, load_annotation
-from ..engine.stack_files import read_stack
+from ..engine.coords.geometry import StackGeometry
+from ..engine.io.label_files import label_format, write_labels
+from ..engine.io.prompt_file import Annotation, check_fits, load_annotation
+from ..engine.io.stack_files import read_stack
+from ..engine.storage.labels import LabelOutput
+from ..engine.tracking.history import PropagationRun
 from ..errors import ImageDataError, OutputError
 
 #: Axis letters that name a propagation axis, in order of preference.
@@ -202,7 +202,7 @@ def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Pa
                     step(frame)
             labels = session.write_labels(LabelOutput(geometry, session.label_dtype()))
             if track_table is not None:
-                from ..engine.track_table import write_track_table
+                from ..engine.tracking.track_table import write_track_table
 
                 write_track_table(track_table, session.track_table())
             if ctc is not None:

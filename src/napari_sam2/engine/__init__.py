@@ -1,8 +1,8 @@
 """numpy/dask/zarr in, masks out: everything between data and the SAM 2 network."""
 
-from .frames import FrameSource
-from .image import ImagePrediction
+from .predict import ImagePrediction
+from .preprocess.frames import FrameSource
 from .segmenter import Segmenter
-from .session import TrackingSession
+from .tracking.session import TrackingSession
 
 __all__ = ["FrameSource", "ImagePrediction", "Segmenter", "TrackingSession"]

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from ..errors import PromptError
-from .labels import LABEL_DTYPES
-from .transforms import mask_to_lowres_logits, rc_to_model_xy
+from .coords.transforms import mask_to_lowres_logits, rc_to_model_xy
+from .storage.labels import LABEL_DTYPES
 
 #: The largest object id: the widest label image (uint32) holds it.
 MAX_OBJ_ID = int(np.iinfo(LABEL_DTYPES[-1]).max)

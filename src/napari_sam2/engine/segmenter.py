@@ -8,14 +8,14 @@ import numpy as np
 import torch
 
 from ..model.sam2 import ImageEmbedding, Sam2Model
-from .cache import ByteBudgetLRU
-from .frames import FrameSource
-from .geometry import StackGeometry
-from .image import ImagePrediction, predict_from_embedding
-from .intensity import split_channels, to_rgb01
+from .coords.geometry import StackGeometry
+from .coords.transforms import image_to_tensor
+from .predict import ImagePrediction, predict_from_embedding
+from .preprocess.frames import FrameSource
+from .preprocess.intensity import split_channels, to_rgb01
 from .prompts import make_prompts
-from .session import DEFAULT_EMBEDDING_CACHE_BYTES, TrackingSession
-from .transforms import image_to_tensor
+from .storage.ram import ByteBudgetLRU
+from .tracking.session import DEFAULT_EMBEDDING_CACHE_BYTES, TrackingSession
 
 DEFAULT_IMAGE_CACHE_BYTES = 512 * 2**20
 
@@ -96,7 +96,7 @@ class Segmenter:
 
         Args:
             image: (H, W) gray or (H, W, C) with 1-4 channels, any dtype
-                (see :mod:`napari_sam2.engine.intensity` for the conversion).
+                (see :mod:`napari_sam2.engine.preprocess.intensity` for the conversion).
             points: (N, 2) (row, col) pixel positions.
             labels: (N,) 1 = positive, 0 = negative (default: all positive).
             box: (row0, col0, row1, col1).
@@ -147,13 +147,13 @@ class Segmenter:
             workdir: folder for the session's temporary files (default: system temp).
             embedding_store: optional zarr folder that keeps every frame embedding
                 on disk, so a later session on the same stack skips the encoder.
-            geometry: a resolved :class:`~napari_sam2.engine.geometry.StackGeometry` instead of
+            geometry: a resolved :class:`~napari_sam2.engine.coords.geometry.StackGeometry` instead of
                 ``axis``, ``channel_axis`` and ``fixed`` (the widget passes the one it shows).
             roi: (row0, col0, row1, col1): track in this region only, at the model's full resolution
                 (small objects in large frames); prompts and results stay in full-frame coordinates.
 
         Returns:
-            A :class:`~napari_sam2.engine.session.TrackingSession`.
+            A :class:`~napari_sam2.engine.tracking.session.TrackingSession`.
         """
         source = FrameSource(stack, axis=axis, channel_axis=channel_axis, fixed=fixed,
                              contrast_limits=contrast_limits, geometry=geometry, roi=roi)

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from napari.utils.notifications import show_info, show_warning
 from qtpy.QtCore import QObject, QTimer, Signal
 
-from ..engine.geometry import StackGeometry
+from ..engine.coords.geometry import StackGeometry
 from . import tasks
 from .editing import Editing
 from .images import Images

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from napari.utils.notifications import show_info
 
-from ..engine.geometry import StackGeometry
+from ..engine.coords.geometry import StackGeometry
 from . import tasks
 from .jobs import Job
 from .layers import BOXES_NAME, LABELS_NAME, POINTS_NAME, PromptLayers, unwrap

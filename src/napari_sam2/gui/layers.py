@@ -6,10 +6,10 @@
 * ``SAM2 boxes`` (Shapes): rectangles are boxes; feature ``obj_id``.
 * ``SAM2 labels`` (Labels): the result, one label id per object, with the
   data shape of the image (without its colour axis): a
-  :class:`~napari_sam2.engine.labels.LabelOutput` (zarr on disk for large stacks).
+  :class:`~napari_sam2.engine.storage.labels.LabelOutput` (zarr on disk for large stacks).
 
 A point or box belongs to the object in its ``obj_id`` and to the frame of
-its coordinate on the propagation axis (see :class:`~napari_sam2.engine.geometry.StackGeometry`).
+its coordinate on the propagation axis (see :class:`~napari_sam2.engine.coords.geometry.StackGeometry`).
 
 The layers have the image layer's axes. When a non-RGB image has a channel
 axis (e.g. ZCYX), the layers keep that axis with length 1 and a scale that
@@ -27,10 +27,10 @@ from collections.abc import Callable
 import numpy as np
 from napari.layers import Labels, Points, Shapes
 
-from ..engine.geometry import StackGeometry
-from ..engine.heap import release_free_memory
-from ..engine.labels import LabelOutput, label_dtype_for
+from ..engine.coords.geometry import StackGeometry
 from ..engine.prompts import Prompts, make_prompts
+from ..engine.storage.labels import LabelOutput, label_dtype_for
+from ..engine.tracking.heap import release_free_memory
 from ..errors import PromptError
 from .stack import frame_stack_shape, has_channel_axis, label_coords, layer_coords
 
@@ -306,7 +306,7 @@ class PromptLayers:
             self.labels.selected_label = obj_id
 
     def hold(self, obj_id: int) -> None:
-        """Widen the label image (uint16 to uint32, :func:`~napari_sam2.engine.labels.label_dtype_for`) so
+        """Widen the label image (uint16 to uint32, :func:`~napari_sam2.engine.storage.labels.label_dtype_for`) so
         that the Labels layer can hold (and select) ``obj_id``."""
         if self.labels is None or self.output is None or self.labels.data is not self.shown:
             return

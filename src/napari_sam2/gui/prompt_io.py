@@ -1,6 +1,6 @@
 """Save and load the session's prompt file (its history, replayed exactly): a part of the controller.
 
-Same file as ``session.save_prompts`` and the command line (:mod:`napari_sam2.engine.prompt_file`).
+Same file as ``session.save_prompts`` and the command line (:mod:`napari_sam2.engine.io.prompt_file`).
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 
 from napari.utils.notifications import show_info, show_warning
 
-from ..engine.history import final_lineage
-from ..engine.label_files import label_format
-from ..engine.prompt_file import load_annotation
+from ..engine.io.label_files import label_format
+from ..engine.io.prompt_file import load_annotation
+from ..engine.tracking.history import final_lineage
 from ..errors import OutputError, PromptError
 from . import tasks
 from .jobs import Job

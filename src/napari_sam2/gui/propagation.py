@@ -5,7 +5,7 @@ from __future__ import annotations
 from napari.utils import progress
 from napari.utils.notifications import show_info, show_warning
 
-from ..engine.history import DIRECTIONS
+from ..engine.tracking.history import DIRECTIONS
 from ..errors import plural
 from . import tasks
 from .jobs import Job

@@ -1,4 +1,4 @@
-"""The engine's :class:`~napari_sam2.engine.geometry.StackGeometry` of a napari image layer.
+"""The engine's :class:`~napari_sam2.engine.coords.geometry.StackGeometry` of a napari image layer.
 
 The last two axes of a layer's data (after dropping the colour axis of an
 RGB layer) are the frame's rows and columns. One other axis is the
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine.geometry import StackGeometry
+from ..engine.coords.geometry import StackGeometry
 from ..errors import ImageDataError
 
 #: Axis labels that name a propagation axis, in order of preference.

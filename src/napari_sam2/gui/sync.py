@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engine.geometry import StackGeometry
+from ..engine.coords.geometry import StackGeometry
 from ..engine.prompts import Prompts
 from .layers import Key, collect
 

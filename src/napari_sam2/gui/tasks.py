@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.session import TrackingSession
+from ..engine.tracking.session import TrackingSession
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def save(session: TrackingSession, path: str, names: dict[int, str]) -> Iterator
 
 def export(labels, path: str, axes: str) -> Iterator[Status | Saved]:
     """``write_labels(path, labels, axes, overwrite=True)``: plane by plane, atomically."""
-    from ..engine.label_files import write_labels
+    from ..engine.io.label_files import write_labels
 
     yield Status(f"Exporting the labels to {Path(path).name} …")
     write_labels(path, labels, axes=axes, overwrite=True, name=Path(path).name)
@@ -188,7 +188,7 @@ def table(session: TrackingSession) -> Iterator[TrackTable]:
 
 def export_tracks(session: TrackingSession, csv_path: str, ctc_folder: str) -> Iterator[Status | Saved]:
     """The track table as CSV and the tracks in CTC format (replacing earlier exports of the same name)."""
-    from ..engine.track_table import write_track_table
+    from ..engine.tracking.track_table import write_track_table
 
     yield Status("Exporting the tracks …")
     write_track_table(csv_path, session.track_table())

@@ -15,7 +15,7 @@ from napari.layers import Labels
 from napari.utils.notifications import show_info, show_warning
 
 from ..engine.prompts import MAX_OBJ_ID, label_prompts, seed_ids
-from ..engine.track_table import Doubt, doubtful_frames
+from ..engine.tracking.track_table import Doubt, doubtful_frames
 from ..errors import PromptError
 from . import tasks
 from .jobs import Job

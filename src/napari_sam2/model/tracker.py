@@ -2,7 +2,7 @@
 
 These functions do the arithmetic of Meta's video model for one object on one
 frame. Which memories and object pointers to pass in (and in what order) is
-decided by the caller (:mod:`napari_sam2.engine.session`); nothing here keeps
+decided by the caller (:mod:`napari_sam2.engine.tracking.session`); nothing here keeps
 state across frames.
 """
 
@@ -18,6 +18,8 @@ from .sam2 import ImageEmbedding, Sam2Model
 
 #: Logit written over every pixel of a frame where the object is absent.
 NO_OBJECT_LOGIT = -1024.0
+#: Logits a given mask stands for: +MASK_LOGIT inside, -MASK_LOGIT outside (a mask used as the output).
+MASK_LOGIT = 10.0
 
 
 @dataclass
@@ -186,14 +188,15 @@ def mask_as_output(net: Sam2Model, emb: ImageEmbedding, mask_hr: torch.Tensor) -
     the raw (not memory-conditioned) features with the mask as dense prompt.
     """
     m = mask_hr.float()
-    hr = m * 20.0 - 10.0
+    hr = m * (2 * MASK_LOGIT) - MASK_LOGIT
     side = hr.shape[-1] // 4
     lowres = F.interpolate(hr, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
     feats = emb.embed.expand(m.shape[0], -1, -1, -1)  # B masks on one frame
     heads = sam_heads(net, feats, emb.high_res, None, net.mask_downsample(m.to(net.dtype)), False)
     present = (m.flatten(1) > 0).any(dim=1, keepdim=True).float()
     ptr = present * heads.obj_ptr + (1 - present) * net.no_obj_ptr
-    return HeadOutput(lowres=lowres, obj_ptr=ptr, object_score=20.0 * present - 10.0, iou=torch.ones_like(present))
+    score = (2 * MASK_LOGIT) * present - MASK_LOGIT
+    return HeadOutput(lowres=lowres, obj_ptr=ptr, object_score=score, iou=torch.ones_like(present))
 
 
 def encode_memory(

@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ImageDataError
-from ..model.sam2 import ImageEmbedding
+from ...errors import ImageDataError
+from ...model.sam2 import ImageEmbedding
+from .zarr_format import ZARR_V2
 
 _PARTS = ("embed", "high_res_0", "high_res_1")
 _HASH = "pixel_hash"  # (num_frames, 16) uint8: the pixel hash of each stored frame (zeros: none stored)
@@ -38,10 +39,10 @@ def frame_hash(frame: np.ndarray) -> np.ndarray:
     return np.frombuffer(h.digest(), dtype=np.uint8)
 
 
-class DiskEmbeddingCache:
+class PersistentEmbeddingStore:
     """Frame embeddings of one stack in a zarr group at ``path``.
 
-    ``source`` is the stack's :class:`~napari_sam2.engine.frames.FrameSource`: each embedding is stored
+    ``source`` is the stack's :class:`~napari_sam2.engine.preprocess.frames.FrameSource`: each embedding is stored
     with the hash of the frame it was computed from (``source.read(frame)``) and read back only while
     that frame still has those pixels.
     """
@@ -54,7 +55,9 @@ class DiskEmbeddingCache:
         self.source = source
         self.num_frames = len(source)
         self._hashes: dict[int, np.ndarray] = {}  # frames hashed by get() and not yet put()
-        self._group = zarr.open_group(str(self.path), mode="a")
+        # a store made by an earlier release keeps its format; a new one is format 2 like every output
+        fmt = {} if (self.path / "zarr.json").exists() else ZARR_V2
+        self._group = zarr.open_group(str(self.path), mode="a", **fmt)
         stored = self._group.attrs.get("napari_sam2_signature")
         if stored is None:
             self._group.attrs["napari_sam2_signature"] = self.signature

@@ -17,26 +17,26 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..errors import PromptError, SessionClosedError
-from ..model import tracker
-from ..model.sam2 import ImageEmbedding
-from .cache import ByteBudgetLRU
-from .disk_cache import DiskEmbeddingCache, stack_signature
-from .frames import FrameSource
-from .geometry import StackGeometry
+from ...errors import PromptError, SessionClosedError
+from ...model import tracker
+from ...model.sam2 import ImageEmbedding
+from ...model.tracker import MASK_LOGIT
+from ..coords.geometry import StackGeometry
+from ..coords.region import place_in_frame, prompts_in_region
+from ..coords.transforms import upscale_logits
+from ..preprocess.frames import FrameSource
+from ..prompts import MAX_OBJ_ID, Prompts, label_prompts, make_prompts, seed_ids
+from ..storage.embeddings import EmbeddingStore
+from ..storage.labels import LabelOutput, label_dtype_for
+from ..storage.logits import LogitStore
+from ..storage.persistent import PersistentEmbeddingStore, stack_signature
 from .heap import release_free_memory
 from .history import DIRECTIONS, ClearPrompts, PropagationRun, Record, RemoveObject, SetMasks, SetParent, SetPrompts
-from .labels import LabelOutput, label_dtype_for
 from .lineage import Lineage
-from .prompts import MAX_OBJ_ID, Prompts, label_prompts, make_prompts, seed_ids
-from .region import place_in_frame, prompts_in_region
-from .spill import EmbeddingSpill
-from .store import LogitStore
+from .object_state import FrameOutput, ObjectTrack
 from .track_table import mask_stats
-from .tracks import FrameOutput, ObjectTrack
-from .transforms import upscale_logits
 
-#: In-RAM budget of a session's frame embeddings; older ones go to disk (engine/spill.py).
+#: In-RAM budget of a session's frame embeddings; older ones go to disk (engine/storage/spill.py).
 #: 256 MiB holds 32 frames at 1024² in bfloat16 (8 MiB each), 16 in float32.
 DEFAULT_EMBEDDING_CACHE_BYTES = 256 * 2**20
 
@@ -52,8 +52,10 @@ class TrackingSession:
         cfg = self.net.cfg
         self._side = 4 * cfg.feat_size
         self._store = LogitStore(len(source), self._side, workdir)
-        self.spill = EmbeddingSpill(self._store.folder / "embeddings")
-        self.embeddings: ByteBudgetLRU[ImageEmbedding] = ByteBudgetLRU(cache_bytes, on_evict=self.spill.put)
+        persistent = None if embedding_store is None else PersistentEmbeddingStore(
+            embedding_store, stack_signature(source, self.net), source)
+        #: Frame embeddings: RAM within ``cache_bytes``, then spilled to the session's folder, then ``embedding_store``.
+        self.embeddings = EmbeddingStore(cache_bytes, self._store.folder / "embeddings", persistent)
         self._objects: dict[int, ObjectTrack] = {}
         self._lineage = Lineage()  # divisions
         #: Every call that changed the results, in order (see :mod:`.history`): replaying it on a new
@@ -65,8 +67,6 @@ class TrackingSession:
         #: Track objects with equal memory layouts as one batch. On by default on GPUs; off on
         #: CPUs, where the batched attention kernels measured ~10% slower than one object at a time.
         self.batch_objects = self.net.device.type != "cpu"
-        self.disk = None if embedding_store is None else DiskEmbeddingCache(
-            embedding_store, stack_signature(source, self.net), source)
 
     # ----------------------------------------------------------------- basics
     @property
@@ -124,29 +124,22 @@ class TrackingSession:
         return track
 
     def embedding(self, frame: int) -> ImageEmbedding:
-        """The image embedding of ``frame``: from the memory cache, the disk (spilled or
-        stored), or computed."""
+        """The image embedding of ``frame``: from :attr:`embeddings` (RAM, spilled, stored), or computed."""
         self._check_open()
-        emb = self.embeddings.get(frame)
+        net = self.net
+        emb = self.embeddings.get(frame, net.device, net.compute_dtype, self._grid_position())
         if emb is None:
-            emb = self.spill.get(frame, self.net.device, self._grid_position())
-        if emb is None and self.disk is not None:
-            emb = self.disk.get(frame, self.net.device, self.net.compute_dtype, self._grid_position())
-        if emb is None:
-            cfg = self.net.cfg
             with torch.inference_mode():
-                x = self.source.model_input(frame, cfg.image_size, self.net.device, self.net.compute_dtype)
-                emb = self.net.encode_image(x)
+                emb = net.encode_image(self.source.model_input(frame, net.cfg.image_size, net.device,
+                                                               net.compute_dtype))
             self.frames_encoded += 1
-            if self.disk is not None:
-                self.disk.put(frame, emb)
-        self.embeddings.put(frame, emb)
+            self.embeddings.add(frame, emb)
         return emb
 
     def has_embedding(self, frame: int) -> bool:
         """Whether ``frame``'s embedding is at hand, in RAM or spilled to disk (so a prompt on it is quick)."""
         frame = self._check_frame(frame)
-        return frame in self.embeddings or frame in self.spill
+        return frame in self.embeddings
 
     def _grid_position(self) -> torch.Tensor:
         g = self.net.cfg.feat_size
@@ -535,12 +528,12 @@ class TrackingSession:
         """
         child = self._track(child_id) and int(child_id)
         if parent_id is None:
-            self._lineage.parents.pop(child, None)
+            self._lineage.link(child, None)
             self.history.append(SetParent(child, None))
             return
         parent = self._track(parent_id) and int(parent_id)
         self._lineage.check(child, parent, self._first_prompted, self._objects[parent].prompts)
-        self._lineage.parents[child] = parent
+        self._lineage.link(child, parent)
         self.history.append(SetParent(child, parent))
         for oid in (child, parent):
             lo, hi = self._span(oid)
@@ -592,7 +585,7 @@ class TrackingSession:
     def _frame_logits(self, obj_id: int, out: FrameOutput, frame: int) -> np.ndarray:
         """(H, W) float32 logits of an output at the frame's resolution."""
         if out.exact is not None:
-            return np.where(np.asarray(out.exact), np.float32(10.0), np.float32(-10.0))
+            return np.where(np.asarray(out.exact), np.float32(MASK_LOGIT), np.float32(-MASK_LOGIT))
         return self._to_frame(self._lowres(obj_id, out, frame))
 
     def _mask(self, out: FrameOutput, obj_id: int, frame: int) -> np.ndarray:
@@ -649,7 +642,7 @@ class TrackingSession:
     def labels(self, dtype=None, path: str | Path | None = None):
         """(T, H, W) label image of every frame (see :meth:`frame_labels`); T = 1 for a single image.
 
-        A numpy array when it fits :data:`~napari_sam2.engine.labels.LABELS_IN_MEMORY_BYTES`, else
+        A numpy array when it fits :data:`~napari_sam2.engine.storage.labels.LABELS_IN_MEMORY_BYTES`, else
         (or when ``path`` names a folder) a zarr array on disk, written frame by frame with
         bounded memory. The array is the caller's: later calls never change it.
         """
@@ -672,7 +665,7 @@ class TrackingSession:
         ``present_score`` (object-presence probability, sigmoid of the logit), ``present_logit``,
         ``iou`` (the decoder's predicted IoU of the mask), ``area`` (pixels), ``centroid_row``,
         ``centroid_col`` (NaN when empty), ``prompted`` (the frame has prompts of the object).
-        Write it with :func:`~napari_sam2.engine.track_table.write_track_table`."""
+        Write it with :func:`~napari_sam2.engine.tracking.track_table.write_track_table`."""
         self._check_open()
         rows = []
         for oid in ([obj_id] if obj_id is not None else sorted(self._objects)):
@@ -695,7 +688,7 @@ class TrackingSession:
         and ``res_track.txt`` with the lineage of :meth:`set_parent` (see :func:`~.ctc.write_ctc`; an
         object that vanishes and comes back becomes two linked tracks, as CTC requires). ``labels``: the
         (T, H, W) result of :meth:`labels` if the caller has it already (else it is computed)."""
-        from .ctc import write_ctc
+        from ..io.ctc import write_ctc
 
         self._check_open()
         return write_ctc(folder, self.labels() if labels is None else labels, self.lineage, overwrite=overwrite)
@@ -704,7 +697,7 @@ class TrackingSession:
         """Write the tracks as a GEFF graph (zarr): one node per object and frame (t, y, x centroid, area,
         label), edges between an object's frames and from parents to daughters (see :func:`~.ctc.write_geff`).
         ``labels`` as for :meth:`export_ctc`."""
-        from .ctc import write_geff
+        from ..io.ctc import write_geff
 
         self._check_open()
         return write_geff(path, self.labels() if labels is None else labels, self.lineage, overwrite=overwrite)
@@ -723,9 +716,9 @@ class TrackingSession:
     def save_prompts(self, path: str | Path, names: dict[int, str] | None = None) -> Path:
         """Write this session's history (prompts, corrections, propagation runs, in order) as a prompt
         file; ``names`` gives objects display names. Replaying it (``napari-sam2 segment``, the widget's
-        *Load prompts…* or :func:`~napari_sam2.engine.prompt_file.load_annotation` + ``replay``) with the
+        *Load prompts…* or :func:`~napari_sam2.engine.io.prompt_file.load_annotation` + ``replay``) with the
         same model and precision gives these labels bit for bit."""
-        from .prompt_file import session_annotation, write_annotation
+        from ..io.prompt_file import session_annotation, write_annotation
 
         self._check_open()
         return write_annotation(path, session_annotation(self, names))

@@ -17,7 +17,7 @@ Formats (chosen by the output's extension, see :func:`label_format`):
   (``{"version": "0.4"}``, no ``source``: the labels stand alone) metadata. ``ome-zarr``'s reader, and so
   napari-ome-zarr, opens it as a labels layer. Leading axes are stored in NGFF order (T, C, Z).
 - ``.zarr``: a plain zarr (format 2) array; the axes are stored as lower-case ``_ARRAY_DIMENSIONS`` (the
-  xarray convention), which :func:`napari_sam2.engine.stack_files.read_stack` reads back.
+  xarray convention), which :func:`napari_sam2.engine.io.stack_files.read_stack` reads back.
 - ``.npy``: a NumPy array file (memory-mapped while it is written); the axes are not stored.
 
 Zarr outputs are chunked one plane per chunk, (1, ..., 1, min(Y, 1024), min(X, 1024)); zarr's default
@@ -36,7 +36,8 @@ import numpy as np
 import tifffile
 import zarr
 
-from ..errors import OutputError
+from ...errors import OutputError
+from ..storage.zarr_format import ZARR_V2
 from .atomic import Counter, Progress, staged
 
 #: Output extensions :func:`write_labels` understands (matched case-insensitively, longest match wins).
@@ -51,7 +52,6 @@ _NGFF_TYPES = {"T": "time", "C": "channel", "Z": "space", "Y": "space", "X": "sp
 _ZARR_MAX_CHUNK = 1024  # chunk edge (pixels) along Y and X
 _BIGTIFF_BYTES = 2**31  # classic TIFF ends at 4 GiB; leave room for strip offsets and metadata
 _IMAGEJ_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
-ZARR_V2 = {"zarr_format": 2} if int(zarr.__version__.split(".")[0]) >= 3 else {}  # zarr 2 writes format 2
 
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ImageDataError
+from ...errors import ImageDataError
 
 DEFAULT_PERCENTILES = (1.0, 99.8)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..model.sam2 import ImageEmbedding
+from ...model.sam2 import ImageEmbedding
 
 
 def _raw(t: torch.Tensor) -> bytes:

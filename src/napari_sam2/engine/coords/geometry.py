@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ImageDataError, plural
+from ...errors import ImageDataError, plural
 
 
 def _resolve_axis(ax: int, ndim: int, what: str) -> int:

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from ...model.tracker import MASK_LOGIT
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -48,7 +50,7 @@ def mask_to_lowres_logits(mask: np.ndarray, side: int) -> torch.Tensor:
     """
     m = np.asarray(mask)
     if m.dtype == bool or (np.issubdtype(m.dtype, np.number) and np.isin(m, (0, 1)).all()):
-        logits = np.where(m.astype(bool), 10.0, -10.0).astype(np.float32)
+        logits = np.where(m.astype(bool), MASK_LOGIT, -MASK_LOGIT).astype(np.float32)
     else:
         logits = m.astype(np.float32)
     t = torch.from_numpy(logits)[None, None]

@@ -47,9 +47,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import PromptError
-from .atomic import write_text
-from .history import (
+from ...errors import PromptError
+from ..prompts import Prompts, make_prompts
+from ..tracking.history import (
     DIRECTIONS,
     ClearPrompts,
     PropagationRun,
@@ -61,7 +61,7 @@ from .history import (
     final_prompts,
     replaying,
 )
-from .prompts import Prompts, make_prompts
+from .atomic import write_text
 
 FORMAT = "napari-sam2 prompts"
 VERSION = 2
@@ -101,7 +101,7 @@ class Annotation:
         frame_shape: (rows, cols) of the frames it was made on.
         num_frames: frames of that stack.
         axis: the propagation axis of that stack (None: a single image).
-        stack: the saved :meth:`StackGeometry.as_json <napari_sam2.engine.geometry.StackGeometry.as_json>`
+        stack: the saved :meth:`StackGeometry.as_json <napari_sam2.engine.coords.geometry.StackGeometry.as_json>`
             (None in version 1 files).
         names: ``{obj_id: name}`` for every object.
         history: the records to replay, in order.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 
-from ..errors import PromptError
+from ...errors import PromptError
 
 
 class Lineage:
@@ -50,6 +50,12 @@ class Lineage:
         if starts:
             last = min(starts) - 1
         return first, last
+
+    def link(self, child: int, parent: int | None) -> None:
+        """Make ``child`` a daughter of ``parent``, or of no one (None); unchecked (see :meth:`check`)."""
+        self.parents.pop(child, None)
+        if parent is not None:
+            self.parents[child] = parent
 
     def drop(self, obj_id: int) -> None:
         """Forget every link of a removed object."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .prompts import Prompts
+from ..prompts import Prompts
 
 
 @dataclass
@@ -15,7 +15,7 @@ class FrameOutput:
     """The model's result for one object on one frame.
 
     ``lowres`` (1, 1, s, s) float32 logits, or None while parked in the
-    :class:`~napari_sam2.engine.store.LogitStore`; ``obj_ptr`` (1, C);
+    :class:`~napari_sam2.engine.storage.logits.LogitStore`; ``obj_ptr`` (1, C);
     ``object_score`` (1, 1) presence logit; ``memory`` (1, mem_dim, G, G)
     bfloat16 or None when not (or no longer) held; ``from_prompt`` marks
     outputs of user prompts (their masks are binarised for the memory).

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_text
+from ..io.atomic import write_text
 
 COLUMNS = ("frame", "obj_id", "present_score", "present_logit", "iou", "area", "centroid_row", "centroid_col",
            "prompted")

@@ -1,6 +1,6 @@
 """What was done in a tracking session, in order, so that it can be done again exactly.
 
-A :class:`~napari_sam2.engine.session.TrackingSession` appends one record per
+A :class:`~napari_sam2.engine.tracking.session.TrackingSession` appends one record per
 call that changes its results: prompts set or cleared, objects removed, and
 propagation runs (with the number of frames they actually computed, so that a
 run stopped early replays as far as it went). Replaying the records on a new
@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from .prompts import Prompts
+from ..prompts import Prompts
+from .lineage import Lineage
 
 #: The directions of a propagation run.
 DIRECTIONS = ("forward", "backward", "both")
@@ -119,15 +120,13 @@ def replaying(session, records: Iterable[Record]) -> Iterator[tuple[str, int]]:
 
 def final_lineage(records: Iterable[Record]) -> dict[int, int]:
     """The ``{daughter id: parent id}`` links the records leave."""
-    parents: dict[int, int] = {}
+    lineage = Lineage()
     for rec in records:
         if isinstance(rec, SetParent):
-            parents.pop(rec.child_id, None)
-            if rec.parent_id is not None:
-                parents[rec.child_id] = rec.parent_id
+            lineage.link(rec.child_id, rec.parent_id)
         elif isinstance(rec, RemoveObject):
-            parents = {c: p for c, p in parents.items() if rec.obj_id not in (c, p)}
-    return parents
+            lineage.drop(rec.obj_id)
+    return lineage.parents
 
 
 def final_prompts(records: Iterable[Record]) -> dict[int, dict[int, Prompts]]:

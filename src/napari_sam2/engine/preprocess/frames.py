@@ -13,29 +13,14 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..errors import ImageDataError
-from .geometry import StackGeometry
+from ...errors import ImageDataError
+from ..coords.geometry import StackGeometry
+from ..coords.region import check_roi
+from ..coords.transforms import normalize
 from .intensity import DEFAULT_PERCENTILES, IntensityWindow, apply_window, channels_to_rgb, compute_window
-from .transforms import normalize
 
 #: Frames sampled (evenly spaced) to compute a stack's intensity window.
 WINDOW_SAMPLE_FRAMES = 16
-
-
-def check_roi(roi, frame_hw: tuple[int, int]) -> tuple[int, int, int, int]:
-    """A region (row0, col0, row1, col1) as integers inside an (H, W) frame, with at least 8 x 8 pixels."""
-    try:
-        r0, c0, r1, c1 = (int(round(float(v))) for v in roi)
-    except (TypeError, ValueError):
-        raise ImageDataError(f"roi must be (row0, col0, row1, col1); got {roi!r}.") from None
-    h, w = frame_hw
-    r0, r1 = sorted((r0, r1))
-    c0, c1 = sorted((c0, c1))
-    r0, c0, r1, c1 = max(r0, 0), max(c0, 0), min(r1, h), min(c1, w)
-    if r1 - r0 < 8 or c1 - c0 < 8:
-        raise ImageDataError(f"The region {tuple(roi)} leaves {max(r1 - r0, 0)} x {max(c1 - c0, 0)} pixels of the "
-                             f"{h} x {w} frame; draw a region of at least 8 x 8 pixels inside the frame.")
-    return r0, c0, r1, c1
 
 
 class FrameSource:
@@ -44,7 +29,7 @@ class FrameSource:
     Args:
         stack: array-like, 2-D to 5-D (or a list of equally sized frames).
         axis, channel_axis, fixed: where the frames are, checked by
-            :meth:`StackGeometry.resolve <napari_sam2.engine.geometry.StackGeometry.resolve>`
+            :meth:`StackGeometry.resolve <napari_sam2.engine.coords.geometry.StackGeometry.resolve>`
             (e.g. ``fixed={1: 12}`` tracks along t in z-slice 12 of a (T, Z, Y, X) stack).
         contrast_limits: (low, high) intensity window for non-uint8 data;
             ``None`` computes robust percentiles once for the whole stack.

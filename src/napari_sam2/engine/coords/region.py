@@ -1,4 +1,5 @@
-"""Tracking in a region of the frames (``open_stack(..., roi=...)``): prompts into the region, results back.
+"""Tracking in a region of the frames (``open_stack(..., roi=...)``): the region's checks, prompts into it,
+results back.
 
 The model sees only the region (row0, col0, row1, col1), scaled to its full
 resolution; the caller works in full-frame coordinates.
@@ -8,11 +9,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import PromptError
-from .prompts import Prompts, make_prompts
+from ...errors import ImageDataError, PromptError
+from ...model.tracker import NO_OBJECT_LOGIT
+from ..prompts import Prompts, make_prompts
 
-#: Logit given to pixels outside the region (far below any mask's).
-OUTSIDE_LOGIT = -1024.0
+#: Logit given to pixels outside the region: the model's "no object" logit, far below any mask's.
+OUTSIDE_LOGIT = NO_OBJECT_LOGIT
+
+
+def check_roi(roi, frame_hw: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A region (row0, col0, row1, col1) as integers inside an (H, W) frame, with at least 8 x 8 pixels."""
+    try:
+        r0, c0, r1, c1 = (int(round(float(v))) for v in roi)
+    except (TypeError, ValueError):
+        raise ImageDataError(f"roi must be (row0, col0, row1, col1); got {roi!r}.") from None
+    h, w = frame_hw
+    r0, r1 = sorted((r0, r1))
+    c0, c1 = sorted((c0, c1))
+    r0, c0, r1, c1 = max(r0, 0), max(c0, 0), min(r1, h), min(c1, w)
+    if r1 - r0 < 8 or c1 - c0 < 8:
+        raise ImageDataError(f"The region {tuple(roi)} leaves {max(r1 - r0, 0)} x {max(c1 - c0, 0)} pixels of the "
+                             f"{h} x {w} frame; draw a region of at least 8 x 8 pixels inside the frame.")
+    return r0, c0, r1, c1
 
 
 def prompts_in_region(prompts: Prompts, roi: tuple[int, int, int, int]) -> Prompts:

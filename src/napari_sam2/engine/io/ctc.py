@@ -28,7 +28,7 @@ The stack is read twice, one frame at a time (``labels[t]``) and never whole, so
 the first pass records in which frames each object is present, the second writes the relabelled masks. Nothing
 is written before the lineage and the label range are checked. The export goes to a hidden sibling folder
 (``.<name>.partial-<random>``) that is renamed to ``folder`` only once complete, as the label writers in
-:mod:`napari_sam2.engine.label_files` do.
+:mod:`napari_sam2.engine.io.label_files` do.
 
 :func:`write_geff` writes the same tracking result as a graph in the GEFF format (graph exchange file format,
 spec 1.1: a zarr v2 group with ``nodes/ids``, ``nodes/props/<name>/values``, ``edges/ids`` and the metadata
@@ -52,9 +52,9 @@ import numpy as np
 import tifffile
 import zarr
 
-from ..errors import OutputError
+from ...errors import OutputError
+from ..storage.zarr_format import ZARR_V2
 from .atomic import Counter, Progress, staged
-from .label_files import ZARR_V2
 
 #: Name of the track file in a CTC result folder.
 TRACK_FILE = "res_track.txt"

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import PromptError
-from .atomic import remove
-from .geometry import StackGeometry
+from ...errors import PromptError
+from ..coords.geometry import StackGeometry
+from ..io.atomic import remove
+from .zarr_format import ZARR_V2
 
 #: Label images larger than this live in a zarr array on disk instead of in RAM.
 LABELS_IN_MEMORY_BYTES = 256 * 2**20
@@ -79,7 +80,7 @@ class LabelOutput:
         rows, cols = self._spatial()
         chunks = tuple(min(n, 2048) if a in (rows, cols) else 1 for a, n in enumerate(self.shape))
         array = zarr.open_array(str(self.path), mode="w", shape=self.shape, chunks=chunks, dtype=self.dtype,
-                                fill_value=0)
+                                fill_value=0, **ZARR_V2)
         if folder is not None:  # the temporary folder lives as long as the array (which callers keep)
             weakref.finalize(array, remove, Path(folder))
         return array

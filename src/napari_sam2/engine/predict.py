@@ -9,8 +9,8 @@ import torch
 
 from ..model.mask_decoder import select_masks
 from ..model.sam2 import ImageEmbedding, Sam2Model
+from .coords.transforms import upscale_logits
 from .prompts import Prompts
-from .transforms import upscale_logits
 
 
 @dataclass

@@ -22,7 +22,7 @@ import numpy as np
 import tifffile
 import zarr
 
-from ..errors import ImageDataError
+from ...errors import ImageDataError
 
 #: Extensions :func:`read_stack` understands (matched case-insensitively, longest first).
 STACK_FORMATS = (".ome.tiff", ".ome.tif", ".ome.zarr", ".tiff", ".tif", ".zarr", ".npy")

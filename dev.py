@@ -7,8 +7,9 @@
 
 Set-up creates ./.venv with the Python running this script (3.10+), installs
 torch==2.13.0 first (so pip never swaps in a different build), then the
-project in editable mode with its `testing` and `qt` extras. It is redone only
-when pyproject.toml or this file change.
+project in editable mode with every extra: `napari` and `qt` (the widget),
+`batch` (dask.distributed) and `testing`. It is redone only when pyproject.toml
+or this file change.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("NAPARI_SAM2_VENV", ROOT / ".venv"))
 TORCH = "torch==2.13.0"
-EXTRAS = ".[testing,qt]"
+EXTRAS = ".[napari,qt,batch,testing]"  # everything: the `all` extra plus `testing`
 
 
 def venv_python() -> Path:

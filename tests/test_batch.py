@@ -20,13 +20,21 @@ import zarr
 import napari_sam2
 import napari_sam2.weights
 from napari_sam2 import OutputError
-from napari_sam2.cli.batch import ManifestError, output_name, run_batch
+from napari_sam2.cli.batch import run_batch
+from napari_sam2.cli.gpus import local_workers, task_resources, worker_device, worker_index
+from napari_sam2.cli.manifest import ManifestError, output_name
+from napari_sam2.cli.options import SegmentOptions
 from napari_sam2.engine.io.prompt_file import load_annotation
 from napari_sam2.engine.io.stack_files import read_stack
 
 SHAPE = (4, 48, 56)
 GOOD = ("a.npy", "b.tif", "c.zarr")
 MODEL = {"device": "cpu", "dtype": "float32"}
+
+
+def options(checkpoint, **changes) -> SegmentOptions:
+    """The batch's options: ``checkpoint`` on the CPU in float32 (and ``changes``)."""
+    return SegmentOptions(model=str(checkpoint), **MODEL).updated(**changes)
 
 
 def _write_stack(path: Path, array: np.ndarray) -> None:
@@ -120,8 +128,7 @@ def check_good_outputs(model, data: Path, outdir: Path, *summaries, fmt: str = "
 def test_local_cluster_batch_and_rerun(data, model, tiny_checkpoint, tmp_path):
     outdir = tmp_path / "out"  # created by run_batch
     lines: list[str] = []
-    summary = run_batch(data / "manifest.csv", outdir, workers=2, model=str(tiny_checkpoint), echo=lines.append,
-                        **MODEL)
+    summary = run_batch(data / "manifest.csv", outdir, options(tiny_checkpoint), workers=2, echo=lines.append)
     assert (summary.done, summary.failed, summary.skipped) == (3, 2, 0)
     assert summary.status_path == outdir / "status.csv"
     status = status_lines(outdir)
@@ -141,12 +148,12 @@ def test_local_cluster_batch_and_rerun(data, model, tiny_checkpoint, tmp_path):
     tasks = Counter(r.worker_pid for r in summary.results)
     assert 1 <= len(tasks) <= 2 and sum(tasks.values()) == 5 and max(tasks.values()) >= 2
     assert {r.model_loads for r in summary.results} == {1}
+    assert {r.device for r in summary.results} == {"cpu"}  # no CUDA: every worker as asked
 
     # Rerun after deleting one output: only that row and the failed ones run; status keeps every row.
     (outdir / "b.labels.ome.tif").unlink()
     lines.clear()
-    again = run_batch(data / "manifest.csv", outdir, workers=1, model=str(tiny_checkpoint), echo=lines.append,
-                      **MODEL)
+    again = run_batch(data / "manifest.csv", outdir, options(tiny_checkpoint), workers=1, echo=lines.append)
     assert (again.done, again.failed, again.skipped) == (1, 2, 2)
     assert sorted(r.stack.name for r in again.results) == ["b.tif", "damaged.tif", "wrong_shape.npy"]
     assert {line.split()[1] for line in lines if line.startswith("skip")} == {"a.npy", "c.zarr"}
@@ -159,7 +166,7 @@ def test_local_cluster_batch_and_rerun(data, model, tiny_checkpoint, tmp_path):
     short = data / "short.csv"
     short.write_text("prompts,stack\nprompts/a.json,a.npy\n")
     lines.clear()
-    assert run_batch(short, outdir, workers=1, model=str(tiny_checkpoint), echo=lines.append, **MODEL).skipped == 1
+    assert run_batch(short, outdir, options(tiny_checkpoint), workers=1, echo=lines.append).skipped == 1
     assert lines[-1].startswith("Nothing to run") and list(status_lines(outdir)) == list(status)
 
 
@@ -176,7 +183,7 @@ def test_interrupt_cancels_the_rest_and_keeps_what_finished(data, tiny_checkpoin
     seen: list[str] = []
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     with pytest.raises(KeyboardInterrupt):
-        run_batch(data / "manifest.csv", tmp_path / "out", workers=1, model=str(tiny_checkpoint), echo=echo, **MODEL)
+        run_batch(data / "manifest.csv", tmp_path / "out", options(tiny_checkpoint), workers=1, echo=echo)
     assert seen[-2].startswith(("done", "FAILED")) and seen[-1].startswith("Interrupted: cancelling 4 unfinished")
     assert len(status_lines(tmp_path / "out")) == 1
     left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before and p.is_running()
@@ -231,18 +238,27 @@ def test_existing_cluster(running_cluster, data, model, tiny_checkpoint, tmp_pat
     manifest.write_text("stack,prompts\n" + "".join(f"{data / n},{data / 'prompts' / Path(n).stem}.json\n"
                                                     for n in GOOD))
     # A model that cannot be loaded fails every task with the loader's message; the worker survives.
-    bad = run_batch(manifest, tmp_path / "out", scheduler=running_cluster, workers=1, fmt="ome.zarr",
-                    model=str(tmp_path / "missing.pt"), echo=lambda s: None, **MODEL)
+    bad = run_batch(manifest, tmp_path / "out", options(tmp_path / "missing.pt"), scheduler=running_cluster, workers=1,
+                    fmt="ome.zarr", echo=lambda s: None)
     assert (bad.done, bad.failed) == (0, 3)
     assert {line["message"] for line in status_lines(tmp_path / "out").values()} == {
         f"'{tmp_path / 'missing.pt'}' is neither an existing checkpoint file nor a known model name. Known names: "
         + ", ".join(napari_sam2.weights.CHECKPOINTS) + "."}
 
     summary = run_batch(manifest, tmp_path / "out", scheduler=running_cluster, workers=1, fmt="ome.zarr",
-                        model=str(tiny_checkpoint), echo=lambda s: None, **MODEL)
+                        model=str(tiny_checkpoint), echo=lambda s: None, **MODEL)  # options as keywords also work
     assert (summary.done, summary.failed) == (3, 0)
     assert len({r.worker_pid for r in summary.results}) == 1 and {r.model_loads for r in summary.results} == {1}
     check_good_outputs(model, data, tmp_path / "out", summary, fmt=".ome.zarr")
+
+    # The batch's options reach every row: here the frame axis (axis 2 makes frames of (4, 48), which a.json
+    # does not fit), as `napari-sam2 segment --axis 2` would use it.
+    (tmp_path / "one.csv").write_text(f"stack,prompts\n{data / 'a.npy'},{data / 'prompts' / 'a.json'}\n")
+    other_axis = run_batch(tmp_path / "one.csv", tmp_path / "axis", options(tiny_checkpoint, axis=2),
+                           scheduler=running_cluster, workers=1, echo=lambda s: None)
+    assert (other_axis.done, other_axis.failed) == (0, 1)
+    assert "but this stack's frames are (4, 48)" in other_axis.results[0].message
+
     with Client(running_cluster) as client:  # the cluster is still there, without our model plugin
         assert len(client.scheduler_info()["workers"]) == 1
         assert client.run(lambda dask_worker: "napari-sam2-model" in dask_worker.plugins) == {
@@ -305,3 +321,40 @@ def test_docs_batch_example_runs(tiny_checkpoint, tmp_path, monkeypatch):
     run_doc_example("batch.md", tiny_checkpoint, tmp_path, monkeypatch)
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [
         "movie0.labels.ome.tif", "movie1.labels.ome.tif", "movie2.labels.ome.tif", "status.csv"]
+
+
+@pytest.mark.parametrize(
+    "device, gpus, workers, expected",
+    [(None, 0, 3, 3), ("cpu", 4, 3, 3), ("mps", 0, 2, 2), (None, 2, 3, 2), (None, 4, 3, 3), ("cuda", 1, 2, 1),
+     ("cuda", 8, 2, 2), ("cuda:1", 4, 3, 1)],
+)
+def test_local_cluster_has_at_most_one_worker_per_gpu(device, gpus, workers, expected):
+    assert local_workers(workers, device, gpus) == expected
+
+
+def test_each_worker_gets_its_own_gpu():
+    assert [worker_device(None, 2, i) for i in range(4)] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    assert [worker_device("cuda", 3, i) for i in range(3)] == ["cuda:0", "cuda:1", "cuda:2"]
+    assert worker_device("cuda:1", 4, 0) == "cuda:1"  # pinned
+    assert worker_device("cpu", 4, 1) == "cpu" and worker_device("mps", 0, 1) == "mps"
+    assert worker_device(None, 0, 1) is None  # no GPU: the loader chooses, as before
+    assert worker_device("cuda", 2, None) == "cuda"  # unknown index: the worker's default GPU
+    assert [worker_index(n) for n in (0, 3, "2", "node1-1", "tcp://127.0.0.1:4567", "gpu", None)] == [
+        0, 3, 2, 1, None, None, None]
+
+
+def test_tasks_ask_for_a_gpu_only_where_workers_declare_one():
+    assert task_resources("cuda", [{"GPU": 1}, {}]) == {"GPU": 1}
+    assert task_resources(None, [{"GPU": 1.0}]) == {"GPU": 1}
+    assert task_resources("cuda:0", [{}, {"memory": 4}]) is None  # no worker declares GPUs: as before
+    assert task_resources("cpu", [{"GPU": 1}]) is None and task_resources(None, []) is None
+
+
+def test_options_take_changes_by_name():
+    base = SegmentOptions(model="m.pt", device="cpu")
+    assert base.updated(roi=(0, 0, 4, 4)).roi == (0, 0, 4, 4) and base.roi is None
+    assert SegmentOptions.of(None, dtype="float32") == SegmentOptions(dtype="float32")
+    with pytest.raises(TypeError, match="unknown segmentation option fmt"):
+        base.updated(fmt=".npy")
+    with pytest.raises(TypeError, match="not a loaded model"):
+        run_batch("unused.csv", "unused", model=object())

@@ -297,6 +297,18 @@ def test_seeds_from_a_label_file(tmp_path, model, tiny_checkpoint):
         np.testing.assert_array_equal(tifffile.imread(tmp_path / "RES" / f"mask{t:03d}.tif"), expected[t])
     assert (tmp_path / "RES" / "res_track.txt").is_file()
 
+    # the track table is an output like the others: never replaced without --overwrite, never over a folder
+    table = tmp_path / "tracks.csv"
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("mine")
+    for target in (table, keep):
+        args = ["segment", str(tmp_path / "s.npy"), "--seeds", str(tmp_path / "seeds.tif"), "--seed-frame", "2",
+                "-o", str(tmp_path / "other.tif"), "--model", str(tiny_checkpoint), "-q", "--track-table", str(target)]
+        assert main(args) == 1
+        assert main([*args, "--overwrite"]) == (0 if target == table else 1)
+    assert (keep / "notes.txt").read_text() == "mine"
+
 
 def test_a_region_is_saved_and_replayed(tmp_path, model, tiny_checkpoint):
     """A session on a region saves it in the prompt file; segment replays in the same region by itself."""
@@ -313,3 +325,105 @@ def test_a_region_is_saved_and_replayed(tmp_path, model, tiny_checkpoint):
                  str(tiny_checkpoint), "--device", "cpu", "--dtype", "float32", "-q"]) == 0
     np.testing.assert_array_equal(np.load(out), expected)
     assert not expected[:, :10].any() and not expected[:, 42:].any()
+
+
+def test_a_failed_write_is_one_line_and_leaves_nothing(tmp_path, model, tiny_checkpoint, capsys, monkeypatch):
+    """The system refuses the output (here: a name too long for the hidden temporary file next to it, after the
+    whole stack was segmented): one line that names the output and keeps the system's reason, exit 1, no
+    traceback, nothing left behind. With NAPARI_SAM2_DEBUG it is a WriteError, also an OSError."""
+    stack, prompts = clicked_once(tmp_path, model, stack_data(2), "s")
+    out = tmp_path / ("x" * 240 + ".npy")  # a legal name; its temporary sibling is 18 characters longer
+    args = ["segment", str(stack), "-p", str(prompts), "-o", str(out), "--model", str(tiny_checkpoint), "--device",
+            "cpu", "--dtype", "float32", "-q"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"napari-sam2: error: Cannot write {out} (File name too long)"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.json", "s.npy"]
+    monkeypatch.setenv("NAPARI_SAM2_DEBUG", "1")
+    with pytest.raises(napari_sam2.WriteError) as info:
+        main(args)
+    assert isinstance(info.value, OSError) and isinstance(info.value, napari_sam2.NapariSam2Error)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_an_unavailable_device_is_a_user_error(model, tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    stack, prompts = clicked_once(tmp_path, model, stack_data(2), "s")
+    args = ["segment", str(stack), "-p", str(prompts), "-o", str(tmp_path / "o.npy"), "--model",
+            str(tiny_checkpoint), "--device", "cuda", "-q"]
+    assert main(args) == 1
+    assert capsys.readouterr().err == ("napari-sam2: error: device='cuda' was requested but PyTorch sees no CUDA "
+                                       "GPU; use device=None or 'cpu'.\n")
+    monkeypatch.setenv("NAPARI_SAM2_DEBUG", "1")
+    with pytest.raises(napari_sam2.DeviceError):
+        main(args)
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), ValueError("boom"), OSError("boom")])
+def test_a_bug_prints_its_traceback_and_asks_for_a_report(tmp_path, capsys, monkeypatch, error):
+    """Anything that is not a NapariSam2Error is a bug (even a ValueError or OSError from a library): the
+    traceback, then one line asking to report it, exit 1; NAPARI_SAM2_DEBUG re-raises it."""
+    from napari_sam2.cli import segment
+
+    def broken(*args, **kwargs):  # stands in for a bug inside segment_file
+        raise error
+
+    monkeypatch.setattr(segment, "segment_file", broken)
+    args = ["segment", str(tmp_path / "s.npy"), "-p", str(tmp_path / "p.json"), "-o", str(tmp_path / "o.npy"), "-q"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert lines[0] == "Traceback (most recent call last):" and "in broken" in err, err
+    assert lines[-2] == f"{type(error).__name__}: boom", err
+    assert lines[-1].startswith("napari-sam2: internal error: ") and "please report it" in lines[-1], err
+    monkeypatch.setenv("NAPARI_SAM2_DEBUG", "1")
+    with pytest.raises(type(error), match="boom"):
+        main(args)
+
+
+def test_every_error_of_napari_sam2_shares_one_base():
+    """Each error is a NapariSam2Error and keeps its earlier built-in base, so `except ValueError` still works."""
+    from napari_sam2 import errors
+
+    bases = {errors.CheckpointError: RuntimeError, errors.SessionClosedError: RuntimeError,
+             errors.PromptError: ValueError, errors.LabelDtypeError: errors.PromptError,
+             errors.ImageDataError: ValueError, errors.OutputError: ValueError,
+             errors.LabelFormatError: errors.OutputError, errors.WriteError: OSError,
+             errors.ManifestError: ValueError, errors.DeviceError: ValueError, errors.ClusterError: OSError}
+    for cls, base in bases.items():
+        assert issubclass(cls, errors.NapariSam2Error) and issubclass(cls, base), cls
+        assert getattr(napari_sam2, cls.__name__) is cls
+    from napari_sam2.cli.batch import ManifestError
+
+    assert ManifestError is errors.ManifestError
+
+
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("ctc is a file", "RES exists and is not empty; pass --overwrite"),
+        ("ctc ids above 65535", "Frame 0 holds object id 70000, above 65535, the largest label a CTC mask"),
+        ("float seeds", "a label image must hold integer labels; got float32"),
+    ],
+)
+def test_more_user_errors_are_one_line(tmp_path, model, tiny_checkpoint, capsys, monkeypatch, case, match):
+    """Routes whose errors came from libraries or as bare ValueErrors: each is a NapariSam2Error now."""
+    np.save(tmp_path / "s.npy", stack_data(2))
+    seeds = np.zeros((H, W), np.uint32)
+    seeds[15:27, 19:31] = 70000 if case == "ctc ids above 65535" else 3
+    tifffile.imwrite(tmp_path / "seeds.tif", seeds.astype(np.float32) if case == "float seeds" else seeds)
+    if case == "ctc is a file":
+        (tmp_path / "RES").write_text("keep me")
+    args = ["segment", str(tmp_path / "s.npy"), "--seeds", str(tmp_path / "seeds.tif"), "-o", str(tmp_path / "o.npy"),
+            "--ctc", str(tmp_path / "RES"), "--model", str(tiny_checkpoint), "--device", "cpu", "--dtype", "float32",
+            "-q"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("napari-sam2: error: ") and "Traceback" not in err, err
+    assert __import__("re").search(match, err), err
+    assert not (tmp_path / "o.npy").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    if case == "ctc is a file":
+        assert (tmp_path / "RES").read_text() == "keep me"
+    monkeypatch.setenv("NAPARI_SAM2_DEBUG", "1")
+    with pytest.raises(napari_sam2.NapariSam2Error):
+        main(args)

@@ -104,6 +104,7 @@ def test_closed_session_raises_when_called(tiny_model, tmp_path):
         "track_table": session.track_table,
         "export_ctc": lambda: session.export_ctc(tmp_path / "ctc", labels=result),
         "export_geff": lambda: session.export_geff(tmp_path / "tracks.geff", labels=result),
+        "export_trackmate": lambda: session.export_trackmate(tmp_path / "tracks.xml", labels=result),
         "frames_with_output": session.frames_with_output,
         "prompts": session.prompts,
         "save_prompts": lambda: session.save_prompts(tmp_path / "prompts.json"),

@@ -1,4 +1,4 @@
-"""Cell Tracking Challenge and GEFF export (engine/ctc.py), on real files.
+"""Cell Tracking Challenge and GEFF export (engine/io/ctc.py, geff.py, label_scan.py), on real files.
 
 The CTC folders are checked with traccuracy's CTC loader (and its format checks) and CTC metrics; the GEFF
 graphs with geff's own validator and reader, and against geff's converter of our CTC export.
@@ -14,7 +14,8 @@ import pytest
 import tifffile
 import zarr
 
-from napari_sam2.engine.io.ctc import TRACK_FILE, CtcSummary, ctc_mask_name, write_ctc, write_geff
+from napari_sam2.engine.io.ctc import TRACK_FILE, CtcSummary, ctc_mask_name, write_ctc
+from napari_sam2.engine.io.geff import write_geff
 from napari_sam2.errors import OutputError
 
 SHAPE = (6, 40, 50)  # (t, row, col)

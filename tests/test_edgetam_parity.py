@@ -89,11 +89,37 @@ def test_edgetam_fast_mode_stays_close_to_the_reference(tmp_path):
     check_mixed_precision_records(fx, model.open_stack(fx["frames"], axis=0), "edgetam bfloat16")
 
 
-def test_the_name_edgetam_says_how_to_get_the_file(tmp_path):
-    """EdgeTAM loads from a file (recognised by its keys); the bare name explains where the file comes from."""
-    with pytest.raises(CheckpointError, match="Download edgetam.pt from the facebookresearch/EdgeTAM"):
-        napari_sam2.load_model("edgetam")
+def test_edgetam_loads_by_name_and_from_its_file(tmp_path, monkeypatch):
+    """By name, EdgeTAM is downloaded like the SAM 2 files (here from a local mirror, checked against the git
+    object id the registry records) and recognised by its keys; a path to the file loads it too."""
+    import functools
+    import http.server
+    import threading
+
+    from napari_sam2 import weights
+
     state = edgetam_state_dict(seed=1)
-    ckpt = tmp_path / "edgetam.pt"
-    save_official_checkpoint(state, ckpt)
+    served = tmp_path / "mirror"
+    served.mkdir()
+    save_official_checkpoint(state, served / "edgetam.pt")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("NAPARI_SAM2_CACHE", str(tmp_path / "cache"))
+        monkeypatch.setenv("NAPARI_SAM2_BASE_URL", f"http://127.0.0.1:{httpd.server_address[1]}/")
+        real = weights.CHECKPOINTS["edgetam"]
+        monkeypatch.setitem(weights.CHECKPOINTS, "edgetam", weights.Checkpoint(
+            real.url, None, None, git_blob=weights.git_blob_id(served / "edgetam.pt")))
+        assert napari_sam2.load_model("edgetam", device="cpu", dtype="float32").variant == "edgetam"
+        assert (tmp_path / "cache" / "edgetam.pt").read_bytes() == (served / "edgetam.pt").read_bytes()
+        # the registry's own id (Meta's file) refuses anything else, and nothing enters the cache
+        monkeypatch.setitem(weights.CHECKPOINTS, "edgetam", real)
+        monkeypatch.setenv("NAPARI_SAM2_CACHE", str(tmp_path / "cache2"))
+        with pytest.raises(CheckpointError, match="git object id abd54d22"):
+            napari_sam2.load_model("edgetam")
+        assert not (tmp_path / "cache2" / "edgetam.pt").exists()
+    finally:
+        httpd.shutdown()
+    ckpt = served / "edgetam.pt"
     assert napari_sam2.load_model(ckpt, device="cpu", dtype="float32").variant == "edgetam"

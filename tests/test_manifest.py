@@ -19,6 +19,21 @@ def test_manifest_is_valid_and_discoverable():
     assert [m.command for m in pm.contributions.menus["napari/layers/segment"]] == [widget.command]
 
 
+def test_manifest_writers_and_reader():
+    """Labels layers save as OME-TIFF / OME-Zarr (napari's Save Selected Layers); prompt files open as .json."""
+    from npe2 import PluginManifest
+
+    pm = PluginManifest.from_distribution("napari-sam2")
+    writers = {w.command: w for w in pm.contributions.writers}
+    assert set(writers) == {"napari-sam2.write_ome_tiff", "napari-sam2.write_ome_zarr"}
+    assert all(w.layer_types == ["labels"] for w in writers.values())
+    assert writers["napari-sam2.write_ome_tiff"].filename_extensions == [".ome.tif", ".ome.tiff"]
+    assert writers["napari-sam2.write_ome_zarr"].filename_extensions == [".ome.zarr"]
+    (reader,) = pm.contributions.readers
+    assert reader.command == "napari-sam2.get_prompt_reader" and reader.filename_patterns == ["*.json"]
+    assert not reader.accepts_directories
+
+
 def test_manifest_commands_resolve():
     from npe2 import PluginManifest
     from npe2.manifest.utils import import_python_name

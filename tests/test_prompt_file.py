@@ -130,7 +130,7 @@ def test_version_1_files_still_load(tmp_path):
 @pytest.mark.parametrize(
     "change, match",
     [
-        ({"version": 3}, "version 3"),
+        ({"version": 4}, "version 4"),
         ({"history": [{"op": "prompts", "frame": 7, "object": 1, "points": [[1, 1]], "labels": [1]}]},
          "frame 7 \\(object 1\\) is outside the stack's 3 frames"),
         ({"history": [{"op": "prompts", "frame": 0, "object": 1, "points": [[1, 1]], "labels": [1]},

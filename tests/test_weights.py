@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import http.server
 import os
+import shutil
 import socket
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -131,12 +133,47 @@ def leftovers(folder: Path) -> list[str]:
 
 
 def test_registry_is_complete() -> None:
-    assert len(weights.CHECKPOINTS) == 8
+    assert len(weights.CHECKPOINTS) == 9
     for name, ckpt in weights.CHECKPOINTS.items():
         assert ckpt.filename == f"{name}.pt"
+        if name == "edgetam":  # a blob of Meta's EdgeTAM repository, pinned to a commit
+            assert ckpt.url.startswith("https://github.com/facebookresearch/EdgeTAM/raw/")
+            assert ckpt.sha256 is None and ckpt.git_blob is not None and len(ckpt.git_blob) == 40
+            continue
         assert ckpt.url.startswith("https://dl.fbaipublicfiles.com/segment_anything_2/")
-        assert len(ckpt.sha256) == 64 and int(ckpt.sha256, 16) >= 0
+        assert ckpt.sha256 is not None and len(ckpt.sha256) == 64 and int(ckpt.sha256, 16) >= 0
     assert weights.CHECKPOINTS["sam2_hiera_small"].size is None
+
+
+def git_hash_object(path: Path) -> str:
+    """The object id git itself gives the file (the reference for napari-sam2's own computation)."""
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git is not installed")
+    return subprocess.run([git, "hash-object", str(path)], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def test_a_git_blob_checksum_accepts_that_file_and_refuses_another(server: Server, cache: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tmp_path / "edgetam.pt"
+    source.write_bytes(PAYLOAD)
+    blob = git_hash_object(source)
+    assert weights.git_blob_id(source) == blob
+    monkeypatch.setitem(weights.CHECKPOINTS, "edgetam",
+                        Checkpoint(weights.CHECKPOINTS["edgetam"].url, None, None, git_blob=blob))
+    other = PAYLOAD[:-1] + bytes([PAYLOAD[-1] ^ 1])
+    server.routes["/mirror/edgetam.pt"] = serve_bytes(other)
+    with pytest.raises(CheckpointError) as info:
+        fetch_checkpoint("edgetam", progress=False, base_url=server.base_url)
+    assert "git object id" in str(info.value) and blob in str(info.value)
+    assert leftovers(cache) == []
+
+    server.routes["/mirror/edgetam.pt"] = serve_bytes(PAYLOAD)
+    path = fetch_checkpoint("edgetam", progress=False, base_url=server.base_url)
+    assert path == cache / "edgetam.pt" and path.read_bytes() == PAYLOAD
+    with pytest.raises(ValueError, match="exactly one checksum"):
+        Checkpoint("https://example.org/x.pt", None, SHA, git_blob=blob)
 
 
 def test_download_then_cached(server: Server, cache: Path) -> None:

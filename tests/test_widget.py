@@ -603,3 +603,25 @@ def test_a_prompt_file_saved_in_the_widget_replays_on_the_command_line(sam2, qtb
     assert main(["segment", str(tmp_path / "cells.npy"), "-p", str(tmp_path / "widget.json"), "-o", str(out),
                  "--model", str(tiny_checkpoint), "--device", "cpu", "--dtype", precision, "-q"]) == 0
     np.testing.assert_array_equal(np.load(out), expected)
+
+
+def test_the_model_list_offers_edgetam_as_the_fast_model(gui_display, make_napari_viewer):
+    """From the Plugins menu: EdgeTAM is in the model list under a name that says what it is, with its trade-off,
+    and choosing it asks to load the name load_model knows."""
+    viewer = make_napari_viewer()
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 tracking")
+    picker = widget.model_picker
+    texts = [picker.source.itemText(i) for i in range(picker.source.count())]
+    assert "edgetam (fast model)" in texts and "sam2.1_hiera_tiny" in texts
+    index = texts.index("edgetam (fast model)")
+    from qtpy.QtCore import Qt
+
+    tip = picker.source.itemData(index, Qt.ItemDataRole.ToolTipRole)
+    assert "faster" in tip and "less accurate" in tip
+    picker.source.setCurrentIndex(index)
+    asked = []
+    picker.load_requested.connect(lambda *args: asked.append(args))
+    picker.load_button.click()
+    assert asked and asked[0][0] == "edgetam"
+    picker.set_source("sam2.1_hiera_tiny")
+    assert picker.choice()[0] == "sam2.1_hiera_tiny"

@@ -76,6 +76,26 @@ def test_divide_marks_the_lineage_and_shows_tracks(sam2, qtbot, tmp_path):
     assert graph.graph.number_of_nodes() == sum(len(np.unique(f[f > 0])) for f in labels)
 
 
+def test_the_lineage_is_the_sessions_plus_the_marks_not_sent_yet(sam2, qtbot):
+    """The session owns the lineage: the widget shows its links, and the divisions marked for daughters the
+    session has no prompt of yet; deleting an object drops its marks, as the session drops its links."""
+    viewer, widget = sam2
+    ctl = widget.controller
+    viewer.dims.set_point(0, 0)
+    ctl.layers.points.add([[0, 20, 20]])
+    idle(qtbot, widget)
+    viewer.dims.set_point(0, 3)
+    a, b = ctl.divide()
+    ctl.layers.points.add([[3, 15, 15]])  # daughter a: the session takes its link
+    idle(qtbot, widget)
+    assert ctl.session.lineage == {a: 1} and ctl.tracking.parents == {a: 1, b: 1}
+    ctl.session.set_parent(a, None)  # e.g. from napari's console: the widget reads the session
+    assert ctl.tracking.parents == {b: 1}
+    ctl.delete_object(b)
+    idle(qtbot, widget)
+    assert ctl.tracking.parents == {} and ctl.tracking.ids_in_use() == {1, a}
+
+
 def test_next_doubtful_frame_and_the_plot(sam2, qtbot):
     """The plot and "Next doubtful frame" follow the track table: here a table where object 1 vanishes on
     frame 4 and jumps in size on frame 2 (the numbers a propagation would deliver)."""

@@ -18,17 +18,24 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import CheckpointError
 from .sample_data import make_timelapse
 
+if TYPE_CHECKING:
+    import napari
+
+    from .engine import Segmenter
+    from .gui.widget import Sam2Widget
+
 CLICK = (0, 50.0, 50.0)  # (frame, row, col) of the drifting cell
 UNTRAINED = "Continuing with UNTRAINED random weights: the masks are meaningless."
 
 
-def _untrained_model():
+def _untrained_model() -> Segmenter:
     import torch
 
     from .engine import Segmenter
@@ -56,7 +63,8 @@ def _headless(model_source: str) -> int:
     return 0
 
 
-def open_demo(model_source: str = "sam2.1_hiera_tiny", viewer=None, model=None):
+def open_demo(model_source: str = "sam2.1_hiera_tiny", viewer: napari.Viewer | None = None,
+              model: Segmenter | None = None) -> tuple[napari.Viewer, Sam2Widget]:
     """Open (or use) a viewer with the sample time-lapse and the docked widget; returns (viewer, widget).
 
     The widget loads ``model_source`` in the background, or uses ``model`` (a loaded Segmenter) if given.
@@ -87,6 +95,7 @@ def open_demo(model_source: str = "sam2.1_hiera_tiny", viewer=None, model=None):
         widget.model_picker.set_source(model_source)
         ctl.load_model(model_source)
     viewer.dims.set_point(0, CLICK[0])
+    assert ctl.layers.points is not None  # made by set_image
     ctl.layers.points.add([list(CLICK)])
     return viewer, widget
 

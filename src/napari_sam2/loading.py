@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from .engine.segmenter import Segmenter
-from .errors import CheckpointError
+from .errors import CheckpointError, DeviceError
 from .model.checkpoint import build_model, read_checkpoint
+from .model.sam2 import Sam2Model
 from .precision import auto_precision
 from .weights import CHECKPOINTS, fetch_checkpoint
 
@@ -31,15 +33,15 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
-        raise ValueError(
+        raise DeviceError(
             f"Unknown device {device!r}; use None (automatic), 'cpu', 'cuda', 'cuda:1' or 'mps'."
         ) from None
     if dev.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"device {device!r} is not supported; use None (automatic), 'cpu', 'cuda' or 'mps'.")
+        raise DeviceError(f"device {device!r} is not supported; use None (automatic), 'cpu', 'cuda' or 'mps'.")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was requested but PyTorch sees no CUDA GPU; use device=None or 'cpu'.")
+        raise DeviceError("device='cuda' was requested but PyTorch sees no CUDA GPU; use device=None or 'cpu'.")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("device='mps' was requested but Apple MPS is not available; use device=None or 'cpu'.")
+        raise DeviceError("device='mps' was requested but Apple MPS is not available; use device=None or 'cpu'.")
     return dev
 
 
@@ -52,10 +54,10 @@ def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
             return dtype
     elif isinstance(dtype, str) and dtype.lower().removeprefix("torch.") in _DTYPES:
         return _DTYPES[dtype.lower().removeprefix("torch.")]
-    raise ValueError(f"dtype must be 'auto', float32, bfloat16 or float16; got {dtype!r}.")
+    raise DeviceError(f"dtype must be 'auto', float32, bfloat16 or float16; got {dtype!r}.")
 
 
-def resolve_checkpoint(source: str | Path, progress=None) -> Path:
+def resolve_checkpoint(source: str | Path, progress: Any = None) -> Path:
     """A file path as is; a known model name -> the cached (downloaded once) file."""
     path = Path(source).expanduser()
     if path.is_file():
@@ -63,12 +65,6 @@ def resolve_checkpoint(source: str | Path, progress=None) -> Path:
     name = str(source).removesuffix(".pt")
     if name in CHECKPOINTS:
         return fetch_checkpoint(name, progress=progress)
-    if name == "edgetam":
-        raise CheckpointError(
-            "EdgeTAM is not downloaded by napari-sam2 yet (its file's SHA-256 is not recorded here, so a download "
-            "could not be verified). Download edgetam.pt from the facebookresearch/EdgeTAM repository "
-            "(checkpoints/edgetam.pt) and pass its path instead of the name; napari-sam2 recognises the file."
-        )
     raise CheckpointError(
         f"{source!r} is neither an existing checkpoint file nor a known model name. Known names: "
         f"{', '.join(CHECKPOINTS)}."
@@ -79,7 +75,7 @@ def load_model(
     source: str | Path,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
-    progress=None,
+    progress: Any = None,
     compile: bool = False,
 ) -> Segmenter:
     """Load SAM 2 / 2.1 from an official checkpoint.
@@ -108,6 +104,7 @@ def load_model(
     Raises:
         CheckpointError: the file is missing, unreadable, not SAM 2, or the
             download failed; the message says what to do.
+        DeviceError: ``device`` or ``dtype`` is unknown, or the device is not available here.
     """
     dev, dt = pick_device(device), parse_dtype(dtype)
     state, cfg = read_checkpoint(resolve_checkpoint(source, progress))
@@ -118,7 +115,7 @@ def load_model(
     return Segmenter(net, precision_reason=reason)
 
 
-def set_precision(net, dtype: torch.dtype | None) -> str:
+def set_precision(net: Sam2Model, dtype: torch.dtype | None) -> str:
     """Put ``net``'s heavy parts in ``dtype``, or (None) in what its device computes fast
     (:func:`napari_sam2.precision.auto_precision`). Returns the reason, for the user."""
     if dtype is not None:

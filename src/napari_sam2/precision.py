@@ -144,7 +144,7 @@ def choose_precision(caps: DeviceCaps, probe: Probe | None = None) -> Precision:
 # --------------------------------------------------------- reading the machine
 def _cpu_info() -> tuple[str, set[str]]:
     """(model name, feature flags) of this CPU, from /proc/cpuinfo (Linux) or sysctl (macOS)."""
-    name, flags = platform.processor() or "", set()
+    name, flags = platform.processor() or "", set[str]()
     try:
         text = Path("/proc/cpuinfo").read_text(errors="replace")
     except OSError:
@@ -173,8 +173,8 @@ def device_caps(device: torch.device | str) -> DeviceCaps:
     device = torch.device(device)
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
-        return DeviceCaps("cuda", torch.cuda.get_device_name(index),
-                          capability=tuple(torch.cuda.get_device_capability(index)))
+        major, minor = torch.cuda.get_device_capability(index)
+        return DeviceCaps("cuda", torch.cuda.get_device_name(index), capability=(major, minor))
     if device.type != "cpu":
         return DeviceCaps(device.type)
     name, flags = _cpu_info()

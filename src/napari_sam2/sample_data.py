@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 
-def _blob(shape: tuple[int, int], center, radii, angle: float = 0.0) -> np.ndarray:
+def _blob(shape: tuple[int, int], center: tuple[float, float], radii: tuple[float, float],
+          angle: float = 0.0) -> np.ndarray:
     """A soft-edged ellipse in [0, 1], (rows, cols)."""
     rr, cc = np.mgrid[: shape[0], : shape[1]].astype(np.float32)
     dr, dc = rr - center[0], cc - center[1]
@@ -59,13 +60,13 @@ def make_zstack(n_slices: int = 32, size: int = 160, seed: int = 1) -> np.ndarra
     return _camera(np.clip(vol, 0, 1), rng, peak=2500.0)
 
 
-def timelapse():
+def timelapse() -> list[tuple[np.ndarray, dict, str]]:
     """napari sample-data command: the synthetic time-lapse."""
     data = make_timelapse()
     return [(data, {"name": "cells (2D+t)", "axis_labels": ("t", "y", "x"), "contrast_limits": (0, 3500)}, "image")]
 
 
-def zstack():
+def zstack() -> list[tuple[np.ndarray, dict, str]]:
     """napari sample-data command: the synthetic z-stack."""
     data = make_zstack()
     return [(data, {"name": "blobs (3D)", "axis_labels": ("z", "y", "x"), "contrast_limits": (0, 3000)}, "image")]

@@ -1,7 +1,7 @@
-"""Download Meta's official SAM 2 / SAM 2.1 checkpoints once, into a per-user cache.
+"""Download Meta's official SAM 2 / SAM 2.1 / EdgeTAM checkpoints once, into a per-user cache.
 
 ``fetch_checkpoint("sam2.1_hiera_tiny")`` returns the path of a verified ``.pt`` file.
-The file is streamed into a temporary file in the cache directory, its size and SHA-256 are
+The file is streamed into a temporary file in the cache directory, its size and checksum are
 checked, and only then is it renamed (``os.replace``, atomic) to its final name. A file under
 the final name therefore always passed verification, so later calls only compare its size and
 never touch the network or re-hash ~900 MB.
@@ -30,7 +30,7 @@ import requests
 
 from .errors import CheckpointError
 
-__all__ = ["CHECKPOINTS", "Checkpoint", "CheckpointError", "cache_dir", "fetch_checkpoint"]
+__all__ = ["CHECKPOINTS", "Checkpoint", "CheckpointError", "cache_dir", "fetch_checkpoint", "git_blob_id"]
 
 CACHE_ENV = "NAPARI_SAM2_CACHE"
 BASE_URL_ENV = "NAPARI_SAM2_BASE_URL"
@@ -43,11 +43,21 @@ _CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """One official checkpoint: download URL, size in bytes (``None`` if unknown), SHA-256."""
+    """One official checkpoint: download URL, size in bytes (``None`` if unknown) and its checksum.
+
+    The checksum is the file's SHA-256, or, for a file Meta publishes inside a git repository,
+    ``git_blob``: git's object id of the file (SHA-1 of ``b"blob <size>\\0" + content``), which
+    names exactly one content and size -- what ``git ls-tree`` lists for that path at that commit.
+    """
 
     url: str
     size: int | None
-    sha256: str
+    sha256: str | None
+    git_blob: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.sha256 is None) == (self.git_blob is None):
+            raise ValueError("a checkpoint needs exactly one checksum: sha256 or git_blob")
 
     @property
     def filename(self) -> str:
@@ -77,7 +87,22 @@ CHECKPOINTS: dict[str, Checkpoint] = {
         "d0bb7f236400a49669ffdd1be617959a8b1d1065081789d7bbff88eded3a8071"),
     "sam2_hiera_large": Checkpoint(f"{_META}/072824/sam2_hiera_large.pt", 897952466,
         "7442e4e9b732a508f80e141e7c2913437a3610ee0c77381a66658c3a445df87b"),
+    # EdgeTAM: Meta publishes edgetam.pt in the facebookresearch/EdgeTAM repository itself (a plain git
+    # blob, not LFS; no SHA-256 is published). The URL is pinned to the commit whose tree lists the blob.
+    "edgetam": Checkpoint(
+        "https://github.com/facebookresearch/EdgeTAM/raw/9cc44bfe9e16cc374242917b91283c718410ea87/checkpoints/"
+        "edgetam.pt", None, None, git_blob="abd54d22bbd22ba3e53cf59a307e59e0f3701be6"),
 }
+
+
+def git_blob_id(path: str | os.PathLike) -> str:
+    """git's object id of the file at ``path`` (what ``git hash-object`` prints), hex."""
+    size = os.path.getsize(path)
+    digest = hashlib.sha1(f"blob {size}\0".encode(), usedforsecurity=False)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def cache_dir() -> Path:
@@ -151,10 +176,12 @@ def fetch_checkpoint(name: str, *, progress: Any = None, base_url: str | None = 
             raise CheckpointError(
                 f"Download of {url} was interrupted: got {got} of {expected} bytes. The partial "
                 f"file was discarded; try again. {how_to}")
-        if digest != ckpt.sha256.lower():
+        kind, expected_id, got_id = (("SHA-256", ckpt.sha256, digest) if ckpt.sha256 is not None
+                                     else ("git object id", ckpt.git_blob or "", git_blob_id(tmp)))
+        if got_id != expected_id.lower():
             raise CheckpointError(
-                f"Checksum mismatch for {ckpt.filename} downloaded from {url}: expected SHA-256 "
-                f"{ckpt.sha256}, got {digest}. The file was discarded. If you trust this source, "
+                f"Checksum mismatch for {ckpt.filename} downloaded from {url}: expected {kind} "
+                f"{expected_id}, got {got_id}. The file was discarded. If you trust this source, "
                 f"download the file yourself and pass its path to load_model. {how_to}")
         os.replace(tmp, dest)
     except OSError as exc:

@@ -2,6 +2,7 @@
 
     napari-sam2 segment STACK [--prompts FILE] [--seeds LABELS --seed-frame N] -o OUT [--axis t|z|N]
                         [--plane AXIS=INDEX] [--roi R0,C0,R1,C1] [--track-table CSV] [--ctc FOLDER]
+                        [--trackmate XML] [--detect-divisions [--division-frames N] [--division-min-area A]]
                         [--model NAME|PATH] [--device DEV] [--dtype auto|float32|bfloat16|float16]
                         [--overwrite] [--quiet]
     napari-sam2 batch MANIFEST.csv -o OUTDIR [--scheduler ADDRESS] [--workers N] [--format .ome.tif]
@@ -10,24 +11,47 @@
     napari-sam2 info
     napari-sam2 demo [--headless] [--model NAME|PATH]
 
-Every failure prints one line, ``napari-sam2: error: <what is wrong and what to do>``, and exits
-with status 1 (2 for a wrong command line, 130 when interrupted; set NAPARI_SAM2_DEBUG=1 for the
-traceback). See docs/cli.md.
+Every failure the user can fix (a :class:`~napari_sam2.errors.NapariSam2Error`) prints one line,
+``napari-sam2: error: <what is wrong and what to do>``, and exits with status 1 (2 for a wrong command
+line, 130 when interrupted; set NAPARI_SAM2_DEBUG=1 for the traceback). Any other exception is a bug: its
+traceback is printed, then a line asking to report it, and the status is 1. See docs/cli.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import re
 import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..errors import CheckpointError, ImageDataError, OutputError, PromptError, SessionClosedError, plural
+from ..errors import MissingExtraError, NapariSam2Error, OutputError, plural
+from .options import SegmentOptions
 
-#: Errors that are the user's to fix: one line, no traceback.
-USER_ERRORS = (CheckpointError, ImageDataError, OutputError, PromptError, SessionClosedError, OSError, ValueError)
+if TYPE_CHECKING:
+    from ..engine.tracking.divisions import DivisionRule
+
+#: Errors that are the user's to fix: one line, no traceback. Anything else is a bug (traceback, "please report").
+USER_ERRORS = (NapariSam2Error,)
 PROG = "napari-sam2"
+#: Commands that need more than the core install: command -> (what, the modules it imports, the pip extra).
+EXTRAS = {"batch": ("dask.distributed", ("distributed",), "batch"),
+          "demo": ("napari with a Qt binding", ("napari", "qtpy"), "napari,qt")}
+
+
+def _require_extra(command: str) -> None:
+    """Raise MissingExtraError, naming the pip extra to install, when ``command`` cannot import what it needs."""
+    what, modules, extra = EXTRAS[command]
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:  # not installed, or (qtpy) installed without a Qt binding
+            raise MissingExtraError(f"'{PROG} {command}' needs {what}, which is not installed here ({exc}); "
+                                    f"install it with: pip install 'napari-sam2[{extra}]'") from exc
 
 
 def _plane(text: str) -> tuple[int, int]:
@@ -57,7 +81,7 @@ def _axis(text: str) -> str:
     raise argparse.ArgumentTypeError(f"--axis takes t, z or an axis number (e.g. 0); got {text!r}")
 
 
-def _count(option: str, least: int):
+def _count(option: str, least: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -77,7 +101,7 @@ def _device(text: str) -> str:
 
 def _format(text: str) -> str:
     from ..errors import OutputError
-    from .batch import check_format
+    from .manifest import check_format  # not .batch: reading the command line needs no dask
 
     try:
         return check_format(text)
@@ -136,6 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also write presence, IoU, area and centroid of every object on every frame")
     seg.add_argument("--ctc", type=Path, default=None, metavar="FOLDER",
                      help="also write the tracks in the Cell Tracking Challenge format (masks + res_track.txt)")
+    seg.add_argument("--trackmate", type=Path, default=None, metavar="XML",
+                     help="also write the tracks as a TrackMate XML file for Fiji (spots, links, divisions)")
+    seg.add_argument("--detect-divisions", action="store_true",
+                     help="divide an object where its mask splits into two parts that stay apart (daughters "
+                          "tracked on; see docs/tracking.md)")
+    seg.add_argument("--division-frames", type=_count("--division-frames", 1), default=None, metavar="N",
+                     help="both parts must last N frames, the split frame included (default 3; implies "
+                          "--detect-divisions)")
+    seg.add_argument("--division-min-area", type=_count("--division-min-area", 1), default=None, metavar="A",
+                     help="parts smaller than A pixels are fragments and ignored (default 20; implies "
+                          "--detect-divisions)")
     seg.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     seg.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
@@ -167,7 +202,27 @@ def _version() -> str:
     return __version__
 
 
-def _segment(a) -> int:
+def _options(a: argparse.Namespace) -> SegmentOptions:
+    """The :class:`SegmentOptions` of a parsed ``segment`` or ``batch`` command line (batch has only the model
+    options; the others keep their defaults)."""
+    return SegmentOptions(model=a.model, device=a.device, dtype=a.dtype, axis=getattr(a, "axis", None),
+                          planes=dict(getattr(a, "plane", [])), roi=getattr(a, "roi", None),
+                          seed_frame=getattr(a, "seed_frame", 0), overwrite=getattr(a, "overwrite", False),
+                          detect_divisions=_division_rule(a))
+
+
+def _division_rule(a: argparse.Namespace) -> DivisionRule | None:
+    """The rule of ``--detect-divisions`` / ``--division-frames`` / ``--division-min-area`` (None: not asked)."""
+    frames, area = getattr(a, "division_frames", None), getattr(a, "division_min_area", None)
+    if not getattr(a, "detect_divisions", False) and frames is None and area is None:
+        return None
+    from ..engine.tracking.divisions import DivisionRule
+
+    default = DivisionRule()
+    return DivisionRule(default.frames if frames is None else frames, default.min_area if area is None else area)
+
+
+def _segment(a: argparse.Namespace) -> int:
     from .segment import segment_file
 
     bar = None
@@ -184,10 +239,8 @@ def _segment(a) -> int:
         bar.update(done - bar.n)
 
     try:
-        result = segment_file(a.stack, a.prompts, a.output, model=a.model, device=a.device, dtype=a.dtype,
-                              axis=a.axis, planes=dict(a.plane), seeds=a.seeds, seed_frame=a.seed_frame,
-                              track_table=a.track_table, ctc=a.ctc, roi=a.roi, overwrite=a.overwrite,
-                              on_frame=on_frame)
+        result = segment_file(a.stack, a.prompts, a.output, _options(a), seeds=a.seeds, track_table=a.track_table,
+                              ctc=a.ctc, trackmate=a.trackmate, on_frame=on_frame)
     finally:
         if bar is not None:
             bar.close()
@@ -196,17 +249,18 @@ def _segment(a) -> int:
     return 0
 
 
-def _batch(a) -> int:
+def _batch(a: argparse.Namespace) -> int:
+    _require_extra("batch")
     from .batch import run_batch
 
-    summary = run_batch(a.manifest, a.output, scheduler=a.scheduler, workers=a.workers, model=a.model,
-                        device=a.device, dtype=a.dtype, fmt=a.fmt, echo=lambda s: print(s, file=sys.stderr))
+    summary = run_batch(a.manifest, a.output, _options(a), scheduler=a.scheduler, workers=a.workers, fmt=a.fmt,
+                        echo=lambda s: print(s, file=sys.stderr))
     print(f"{summary.done} done, {summary.failed} failed, {summary.skipped} skipped; see {summary.status_path}",
           file=sys.stderr)
     return 1 if summary.failed else 0
 
 
-def _download(a) -> int:
+def _download(a: argparse.Namespace) -> int:
     from ..weights import CHECKPOINTS, fetch_checkpoint
 
     names = list(CHECKPOINTS) if a.names == ["all"] else a.names
@@ -215,7 +269,7 @@ def _download(a) -> int:
     return 0
 
 
-def _info(a) -> int:
+def _info(a: argparse.Namespace) -> int:
     import platform
 
     import torch
@@ -242,7 +296,9 @@ def _info(a) -> int:
     return 0
 
 
-def _demo(a) -> int:
+def _demo(a: argparse.Namespace) -> int:
+    if not a.headless:
+        _require_extra("demo")
     from .. import demo
 
     return demo.main(["--model", a.model, *(["--headless"] if a.headless else [])])
@@ -252,7 +308,12 @@ COMMANDS = {"segment": _segment, "batch": _batch, "download": _download, "info":
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status.
+
+    A :data:`USER_ERRORS` exception prints one line ``napari-sam2: error: ...``; any other exception (a bug)
+    prints its traceback and a line asking to report it. Both return 1; with ``NAPARI_SAM2_DEBUG`` set, both
+    are re-raised instead. A wrong command line exits 2 (argparse's ``SystemExit``), Ctrl-C returns 130.
+    """
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
@@ -264,4 +325,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         text = " ".join(str(exc).split()) or type(exc).__name__
         print(f"{PROG}: error: {text}", file=sys.stderr)
+        return 1
+    except Exception:
+        if os.environ.get("NAPARI_SAM2_DEBUG"):
+            raise
+        traceback.print_exc(file=sys.stderr)
+        print(f"{PROG}: internal error: this is a bug in napari-sam2, not a problem with your input; please "
+              f"report it with the traceback above and the command you ran.", file=sys.stderr)
         return 1

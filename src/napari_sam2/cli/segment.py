@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..engine.coords.geometry import StackGeometry
 from ..engine.io.label_files import label_format, write_labels
@@ -21,6 +22,10 @@ from ..engine.io.stack_files import read_stack
 from ..engine.storage.labels import LabelOutput
 from ..engine.tracking.history import PropagationRun
 from ..errors import ImageDataError, OutputError
+from .options import SegmentOptions
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: Axis letters that name a propagation axis, in order of preference.
 TRACK_LETTERS = ("T", "Z")
@@ -97,7 +102,7 @@ def output_axes(geometry: StackGeometry, axes: str | None) -> str:
     return f"{letter}YX"
 
 
-def read_seeds(path: str | Path, frame: int, frame_hw: tuple[int, int]):
+def read_seeds(path: str | Path, frame: int, frame_hw: tuple[int, int]) -> np.ndarray:
     """The (H, W) label image of ``frame`` from a label file: the file itself if 2-D, else its plane
     ``frame`` along the first axis (a label stack such as Cellpose output for every frame)."""
     seeds = read_stack(path)
@@ -120,12 +125,11 @@ def read_seeds(path: str | Path, frame: int, frame_hw: tuple[int, int]):
     return plane
 
 
-def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Path, *, model="sam2.1_hiera_tiny",
-                 device=None, dtype=None, axis: str | int | None = None, planes: dict[int, int] | None = None,
-                 seeds: str | Path | None = None, seed_frame: int = 0, overwrite: bool = False,
-                 on_frame: Callable[[int, int], None] | None = None, workdir=None,
+def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Path,
+                 options: SegmentOptions | None = None, *, seeds: str | Path | None = None,
                  track_table: str | Path | None = None, ctc: str | Path | None = None,
-                 roi: tuple[int, int, int, int] | None = None) -> SegmentResult:
+                 trackmate: str | Path | None = None,
+                 on_frame: Callable[[int, int], None] | None = None, **changes: Any) -> SegmentResult:
     """Replay ``prompts`` on ``stack`` and write the label image to ``output`` (format by extension).
 
     Args:
@@ -133,56 +137,66 @@ def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Pa
         prompts: a prompt file (``session.save_prompts`` or the widget's *Save prompts…*), or None with
             ``seeds``.
         output: ``.ome.tif``, ``.ome.zarr``, ``.zarr``, ``.tif`` or ``.npy``; labels (T, H, W) uint16/uint32.
-        model: a checkpoint name or ``.pt`` path, or an already loaded :class:`~napari_sam2.Segmenter`.
-        device, dtype: as for :func:`~napari_sam2.load_model` (ignored for a loaded model).
-        axis: the frame axis (``"t"``, ``"z"`` or a number); default: as saved in the prompt file.
-        planes: ``{axis: index}`` for extra axes to hold still (4-D / 5-D stacks).
-        seeds: a label file (e.g. Cellpose output): every label of its plane ``seed_frame`` becomes an
-            object prompted with its mask on frame ``seed_frame`` (before the prompt file is replayed).
-        overwrite: replace an existing ``output``.
-        on_frame: ``on_frame(done, total)`` after each propagated frame: distinct frames with results so far,
-            of the distinct frames the replay will propagate (a frame computed again is not counted again).
-        workdir: folder for the session's temporary files.
+        options: model, device, dtype, frame axis, held planes, region, seed frame, overwrite, workdir
+            (:class:`~napari_sam2.cli.options.SegmentOptions`; default: its defaults).
+        seeds: a label file (e.g. Cellpose output): every label of its plane ``options.seed_frame`` becomes
+            an object prompted with its mask on that frame (before the prompt file is replayed).
         track_table: also write the per-(object, frame) table (presence, IoU, area, centroid) as CSV.
         ctc: also write the tracks in the Cell Tracking Challenge format into this folder.
-        roi: (row0, col0, row1, col1): track in this region at the model's full resolution; default: the
-            region the prompt file was saved with, if any.
+        trackmate: also write the tracks as a TrackMate XML file (Fiji), in pixel units.
+        on_frame: ``on_frame(done, total)`` after each propagated frame: distinct frames with results so far,
+            of the distinct frames the replay will propagate (a frame computed again is not counted again).
+        **changes: options by name, over ``options`` (``model=..., overwrite=True``); TypeError for a name
+            that is not one.
 
     If the prompt file recorded no propagation, the objects are propagated through the whole stack
-    (both directions from the first prompted frame). Raises napari-sam2's errors (``PromptError``,
+    (both directions from the first prompted frame). With ``detect_divisions`` (``--detect-divisions``) that
+    run, after the replay in any case, divides objects whose masks split (see docs/tracking.md); frames the
+    replay computed are not computed again. Raises napari-sam2's errors (``PromptError``,
     ``ImageDataError``, ``CheckpointError``, ``OutputError``) with a message saying what to do.
     """
+    opts = SegmentOptions.of(options, **changes)
+    model, overwrite, seed_frame, roi = opts.model, opts.overwrite, opts.seed_frame, opts.roi
     t0 = time.perf_counter()
     output = Path(output)
     label_format(output)
-    if output.exists() and not overwrite:
-        raise OutputError(f"{output} exists; pass --overwrite (overwrite=True) to replace it.")
-    for path in (output, track_table, ctc):
+    for path in (output, track_table, trackmate):  # nothing replaced without --overwrite, checked before any work
+        if path is not None and Path(path).exists() and not overwrite:
+            raise OutputError(f"{path} exists; pass --overwrite (overwrite=True) to replace it.")
+    if track_table is not None and Path(track_table).is_dir():
+        raise OutputError(f"{track_table} is a folder; name a .csv file for the track table.")
+    if trackmate is not None and Path(trackmate).is_dir():
+        raise OutputError(f"{trackmate} is a folder; name a .xml file for the TrackMate export.")
+    for path in (output, track_table, ctc, trackmate):
         if path is not None and not Path(path).absolute().parent.is_dir():
             raise OutputError(f"The folder of {path} does not exist; create it first.")
-    if ctc is not None and Path(ctc).exists() and any(Path(ctc).iterdir()) and not overwrite:
+    if ctc is not None and Path(ctc).exists() and (not Path(ctc).is_dir() or any(Path(ctc).iterdir())) \
+            and not overwrite:  # a file is occupied too
         raise OutputError(f"{ctc} exists and is not empty; pass --overwrite (overwrite=True) to replace it.")
     if prompts is None and seeds is None:
         raise OutputError("Nothing to segment with: give a prompt file (--prompts) or seed labels (--seeds).")
     annotation = None if prompts is None else load_annotation(prompts)
     source = read_stack(stack)
     try:
-        geometry = stack_geometry(tuple(int(s) for s in source.data.shape), source.axes, annotation, axis, planes)
+        geometry = stack_geometry(tuple(int(s) for s in source.data.shape), source.axes, annotation, opts.axis,
+                                  dict(opts.planes))
         if annotation is not None:  # before the model loads: a wrong stack fails at once
-            check_fits(annotation, geometry.frame_hw, geometry.num_frames, Path(prompts).name)
+            check_fits(annotation, geometry.frame_hw, geometry.num_frames,
+                       Path(prompts).name)  # type: ignore[arg-type]  # an annotation comes from prompts
         seed_labels = None if seeds is None else read_seeds(seeds, seed_frame, geometry.frame_hw)
         if isinstance(model, (str, Path)):
             from ..loading import load_model
 
-            model = load_model(model, device=device, dtype=dtype)
+            model = load_model(model, device=opts.device, dtype=opts.dtype)
         if roi is None and annotation is not None:
             roi = annotation.roi
-        session = model.open_stack(source.data, geometry=geometry, workdir=workdir,
-                                   roi=None if roi is None else tuple(roi))
+        session = model.open_stack(source.data, geometry=geometry, workdir=opts.workdir,
+                                   roi=None if roi is None else tuple(roi))  # type: ignore[arg-type]  # checked there
         try:
             history = [] if annotation is None else annotation.history
             extra = annotation is None or not annotation.has_propagation
-            planned = set(range(geometry.num_frames)) if extra else set()  # "both" from a frame covers all
+            dividing = opts.detect_divisions is not None  # a last run that divides, after the replay
+            planned = set(range(geometry.num_frames)) if extra or dividing else set()  # "both" covers all
             for run in history:
                 if isinstance(run, PropagationRun):
                     planned |= run_frames(run, geometry.num_frames)
@@ -197,8 +211,8 @@ def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Pa
                 session.add_objects_from_labels(seed_frame, seed_labels)
             if annotation is not None:
                 annotation.replay(session, on_frame=step)
-            if extra:
-                for frame, _ in session.propagate(direction="both"):
+            if extra or dividing:
+                for frame, _ in session.propagate(direction="both", detect_divisions=opts.detect_divisions):
                     step(frame)
             labels = session.write_labels(LabelOutput(geometry, session.label_dtype()))
             if track_table is not None:
@@ -207,6 +221,8 @@ def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Pa
                 write_track_table(track_table, session.track_table())
             if ctc is not None:
                 session.export_ctc(ctc, overwrite=overwrite, labels=labels.array)  # the labels just made
+            if trackmate is not None:
+                session.export_trackmate(trackmate, overwrite=overwrite, labels=labels.array)
         finally:
             session.close()
         data = labels.array if geometry.axis is not None else labels.array[0]

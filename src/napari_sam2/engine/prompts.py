@@ -10,12 +10,14 @@ col1) in any corner order; a mask prompt is an (H, W) array.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
-from ..errors import PromptError
+from ..errors import LabelDtypeError, PromptError
 from .coords.transforms import mask_to_lowres_logits, rc_to_model_xy
 from .storage.labels import LABEL_DTYPES
 
@@ -48,14 +50,14 @@ class CroppedMask:
         r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
         return cls(mask.shape, (r0, c0), mask[r0:r1, c0:c1])
 
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+    def __array__(self, dtype: npt.DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
         full = np.zeros(self.shape, bool)
         r0, c0 = self.offset
         full[r0:r0 + self.crop.shape[0], c0:c0 + self.crop.shape[1]] = self.crop
         return full if dtype is None else full.astype(dtype)
 
 
-def label_prompts(labels, hw: tuple[int, int]) -> dict[int, Prompts]:
+def label_prompts(labels: npt.ArrayLike, hw: tuple[int, int]) -> dict[int, Prompts]:
     """Every non-zero label of an (H, W) integer label image as a mask-only :class:`Prompts` (the mask kept
     as its bounding box), ``{label: Prompts}`` in ascending order; one pass over the image to find the boxes.
     Raises :class:`PromptError` for a wrong shape or dtype, negative labels or no labels at all."""
@@ -63,7 +65,7 @@ def label_prompts(labels, hw: tuple[int, int]) -> dict[int, Prompts]:
     if labels.shape != tuple(hw):
         raise PromptError(f"the label image has shape {labels.shape}; the frames are {tuple(hw)}.")
     if labels.dtype.kind not in "iub":
-        raise PromptError(f"a label image must hold integer labels; got {labels.dtype}.")
+        raise LabelDtypeError(f"a label image must hold integer labels; got {labels.dtype}.")
     rows, cols = np.nonzero(labels)
     if rows.size == 0:
         raise PromptError("the label image has no labels (every pixel is 0).")
@@ -86,7 +88,7 @@ def label_prompts(labels, hw: tuple[int, int]) -> dict[int, Prompts]:
     return out
 
 
-def seed_ids(labels, taken, ids: str = "labels") -> dict[int, int]:
+def seed_ids(labels: Iterable[int], taken: Collection[int], ids: str = "labels") -> dict[int, int]:
     """The object id of each label of a label image that becomes objects, ``{label: obj_id}`` in the order
     of ``labels``; ``taken``: the ids already in use (objects with prompts or results).
 
@@ -139,7 +141,7 @@ class Prompts:
         if other is None:
             return False
 
-        def same(a, b) -> bool:
+        def same(a: np.ndarray | CroppedMask | None, b: np.ndarray | CroppedMask | None) -> bool:
             return a is b or (a is not None and b is not None and np.array_equal(a, b))
 
         return (np.array_equal(self.points, other.points) and np.array_equal(self.labels, other.labels)
@@ -150,7 +152,8 @@ class Prompts:
         """Number of prompt points with a box counted as two (SAM 2's multimask rule)."""
         return len(self.points) + (2 if self.box is not None else 0)
 
-    def model_points(self, hw: tuple[int, int], size: int, device: torch.device):
+    def model_points(self, hw: tuple[int, int], size: int,
+                     device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
         """((1, M, 2) (x, y) in the model frame, (1, M) labels) or None.
 
         Box corners come first as labels 2 and 3, then the clicks.
@@ -167,15 +170,15 @@ class Prompts:
 
     def mask_logits(self, side: int, device: torch.device) -> torch.Tensor | None:
         """The mask prompt as (1, 1, side, side) logits, or None."""
-        return None if self.mask is None else mask_to_lowres_logits(self.mask, side).to(device)
+        return None if self.mask is None else mask_to_lowres_logits(np.asarray(self.mask), side).to(device)
 
 
 def make_prompts(
     hw: tuple[int, int],
-    points=None,
-    labels=None,
-    box=None,
-    mask=None,
+    points: npt.ArrayLike | None = None,
+    labels: npt.ArrayLike | None = None,
+    box: npt.ArrayLike | None = None,
+    mask: npt.ArrayLike | CroppedMask | None = None,
     allow_empty: bool = False,
 ) -> Prompts:
     """Check prompts for an image of shape ``hw`` and return :class:`Prompts`.
@@ -186,7 +189,7 @@ def make_prompts(
     if points is None:
         if labels is not None and len(np.atleast_1d(labels)) > 0:
             raise PromptError("labels were given without points.")
-        pts = np.zeros((0, 2), np.float32)
+        pts: np.ndarray = np.zeros((0, 2), np.float32)
         labs = np.zeros((0,), np.int32)
     else:
         pts = np.asarray(points, dtype=np.float64)
@@ -230,16 +233,16 @@ def make_prompts(
             raise PromptError(f"box {tuple(float(v) for v in b)} lies outside the {h} x {w} image; boxes "
                               f"are (row0, col0, row1, col1) pixel positions.")
         bx = np.array([r0, c0, r1, c1], np.float32)
-    mk = None
+    mk: np.ndarray | CroppedMask | None = None
     if isinstance(mask, CroppedMask):
         if mask.shape != (h, w):
             raise PromptError(f"mask prompt must have the image's shape {(h, w)}; got {mask.shape}.")
         mk = mask
     elif mask is not None:
-        mk = np.asarray(mask)
-        if mk.shape != (h, w):
-            raise PromptError(f"mask prompt must have the image's shape {(h, w)}; got {mk.shape}.")
-        if mk.dtype != bool and not np.isfinite(mk).all():
+        mk = arr = np.asarray(mask)
+        if arr.shape != (h, w):
+            raise PromptError(f"mask prompt must have the image's shape {(h, w)}; got {arr.shape}.")
+        if arr.dtype != bool and not np.isfinite(arr).all():
             raise PromptError("mask prompt contains NaN or infinite values.")
     if not allow_empty and len(pts) == 0 and bx is None and mk is None:
         raise PromptError("No prompt given: pass points (with labels), a box or a mask.")

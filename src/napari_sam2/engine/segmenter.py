@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from ..model.sam2 import ImageEmbedding, Sam2Model
+from .automatic import FindOptions, FoundObject, find_objects, resolve_options
 from .coords.geometry import StackGeometry
 from .coords.transforms import image_to_tensor
 from .predict import ImagePrediction, predict_from_embedding
@@ -20,8 +25,8 @@ from .tracking.session import DEFAULT_EMBEDDING_CACHE_BYTES, TrackingSession
 DEFAULT_IMAGE_CACHE_BYTES = 512 * 2**20
 
 
-def _fingerprint(image: np.ndarray, contrast_limits) -> tuple:
-    digest = hashlib.blake2b(np.ascontiguousarray(image).view(np.uint8).reshape(-1), digest_size=16)
+def _fingerprint(image: np.ndarray, contrast_limits: tuple[float, ...] | None) -> tuple:
+    digest = hashlib.blake2b(np.ascontiguousarray(image).view(np.uint8).reshape(-1).data, digest_size=16)
     return (image.shape, str(image.dtype), digest.hexdigest(), contrast_limits)
 
 
@@ -72,7 +77,7 @@ class Segmenter:
         x = image_to_tensor(rgb01, self.net.cfg.image_size, self.device, self.dtype)
         return self.net.encode_image(x)
 
-    def embed_image(self, image: np.ndarray, contrast_limits=None) -> ImageEmbedding:
+    def embed_image(self, image: np.ndarray, contrast_limits: tuple[float, float] | None = None) -> ImageEmbedding:
         """The (cached) embedding of an image; see :meth:`predict_image` for formats."""
         image = np.asarray(image)
         key = _fingerprint(image, None if contrast_limits is None else tuple(map(float, contrast_limits)))
@@ -85,10 +90,10 @@ class Segmenter:
     def predict_image(
         self,
         image: np.ndarray,
-        points=None,
-        labels=None,
-        box=None,
-        mask=None,
+        points: npt.ArrayLike | None = None,
+        labels: npt.ArrayLike | None = None,
+        box: npt.ArrayLike | None = None,
+        mask: npt.ArrayLike | None = None,
         multimask: bool = False,
         contrast_limits: tuple[float, float] | None = None,
     ) -> ImagePrediction:
@@ -118,16 +123,53 @@ class Segmenter:
         emb = self.embed_image(image, contrast_limits)
         return predict_from_embedding(self.net, emb, hw, prompts, multimask)
 
+    def find_objects(
+        self,
+        image: np.ndarray,
+        options: FindOptions | None = None,
+        *,
+        contrast_limits: tuple[float, float] | None = None,
+        region: tuple[int, int, int, int] | None = None,
+        progress: Callable[[int, int], bool | None] | None = None,
+        **changes: Any,
+    ) -> list[FoundObject]:
+        """Every object on one image, as Meta's ``SAM2AutomaticMaskGenerator`` finds them.
+
+        Args:
+            image: (H, W) gray or (H, W, C) with 1-4 channels, any dtype (as :meth:`predict_image`).
+            options: :class:`~napari_sam2.engine.automatic.FindOptions` (default: Meta's defaults).
+            contrast_limits: (low, high) intensity window for non-uint8 data.
+            region: (row0, col0, row1, col1): search only there (results in the image's coordinates).
+            progress: ``progress(done, total)`` after each batch of clicks; return False to stop
+                (raises :class:`~napari_sam2.engine.automatic.FindCancelled`).
+            **changes: single options instead of (or on top of) ``options``, e.g. ``points_per_side=16``.
+
+        Returns:
+            :class:`~napari_sam2.engine.automatic.FoundObject` list: ``mask`` (H, W) bool, ``score``
+            (predicted IoU), ``stability``, ``bbox`` (row0, col0, row1, col1), ``area``, ``point``, ``crop``.
+        """
+        opts = resolve_options(options, changes)
+        image = np.asarray(image)
+        rgb01 = to_rgb01(image, contrast_limits)
+        hw = (int(rgb01.shape[0]), int(rgb01.shape[1]))
+
+        def embed(crop: tuple[int, int, int, int]) -> ImageEmbedding:
+            if crop == (0, 0, *hw):
+                return self.embed_image(image, contrast_limits)
+            return self.embed_rgb(rgb01[crop[0]:crop[2], crop[1]:crop[3]])
+
+        return find_objects(self.net, hw, embed, opts, region, progress)
+
     def open_stack(
         self,
-        stack,
+        stack: Any,
         axis: int = 0,
         channel_axis: int | None = None,
         fixed: dict[int, int] | None = None,
         contrast_limits: tuple[float, float] | None = None,
         cache_bytes: int = DEFAULT_EMBEDDING_CACHE_BYTES,
-        workdir=None,
-        embedding_store=None,
+        workdir: str | Path | None = None,
+        embedding_store: str | Path | None = None,
         geometry: StackGeometry | None = None,
         roi: tuple[int, int, int, int] | None = None,
     ) -> TrackingSession:

@@ -18,16 +18,19 @@ The controller is composed of parts, each owning its state:
 * :class:`~.region.Region` (``region``): the region to track in (the "SAM2 region" layer).
 * :class:`~.images.Images` (``images``): each image's own layers and state, parked while another is picked.
 
-Parts talk to each other only through the controller's public attributes and
-methods (``viewer``, ``layers``, ``runner``, ``image``, ``geometry``,
-``model``, ``session``, ``get_session``, ``show``, ``sync``, ``quiet``,
-``submit_session_task``, the signals).
+Each part takes the controller as its ``host`` and uses only what its protocol in
+:mod:`.contracts` lists (e.g. :class:`~.contracts.EditingHost`); the controller
+satisfies them all. The widget (and napari's console) use the controller's
+public methods and properties below, the facade: they call no part directly.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from napari.utils.notifications import show_info, show_warning
 from qtpy.QtCore import QObject, QTimer, Signal
@@ -36,7 +39,7 @@ from ..engine.coords.geometry import StackGeometry
 from . import tasks
 from .editing import Editing
 from .images import Images
-from .jobs import Job, JobRunner
+from .jobs import Job, JobRunner, Prepared
 from .layers import Key, PromptLayers, same_layer
 from .lifecycle import Lifecycle
 from .notify import report_error
@@ -46,6 +49,18 @@ from .region import Region
 from .stack import AUTO, current_position, describe, frame_stack_shape, layer_data, layer_geometry
 from .sync import PromptSync
 from .tracking import Tracking
+
+if TYPE_CHECKING:
+    import napari
+    import torch
+    from napari.layers import Image, Labels
+    from napari.utils.events import Event
+
+    from ..engine.prompts import Prompts
+    from ..engine.segmenter import Segmenter
+    from ..engine.tracking.session import TrackingSession
+    from ..engine.tracking.track_table import Doubt
+    from .model_picker import DownloadProgress
 
 log = logging.getLogger(__name__)
 _EDITS = {"added", "removed", "changed"}
@@ -66,20 +81,20 @@ class Sam2Controller(QObject):
     step_done = Signal(str)  # the kind of a job that ran to its end without error or cancel
     table_changed = Signal()  # a new track table (tracking.rows)
 
-    def __init__(self, viewer) -> None:
+    def __init__(self, viewer: napari.Viewer) -> None:
         super().__init__()
         self.viewer = viewer
         self.layers = PromptLayers(viewer)
         self.runner = JobRunner(self._report, self._runner_state, lambda job: self.step_done.emit(job.kind))
-        self.image = None
+        self.image: Any = None  # the napari Image layer
         self.axis_choice: int | None = None
         self.channel_choice: int | str | None = AUTO  # the channel axis: an axis, None (none) or AUTO
         self.geometry: StackGeometry | None = None
-        self.model = None
+        self.model: Segmenter | None = None
         self.model_choice: tuple = ("sam2.1_hiera_tiny", None, None)  # (source, device, dtype)
-        self.session = None
+        self.session: TrackingSession | None = None
         self.closed = False
-        self.download = None  # the DownloadProgress of a running model download
+        self.download: DownloadProgress | None = None  # the progress of a running model download
         self._blocked = 0
         self.sync_state = PromptSync()
         self._encode_failed: set[tuple[int, int]] = set()  # (id(session), frame) whose background encoding failed
@@ -93,7 +108,7 @@ class Sam2Controller(QObject):
         viewer.layers.events.removed.connect(self.lifecycle.layer_removed)
         viewer.dims.events.current_step.connect(self._view_moved)
 
-    # ------------------------------------------------ the parts' public face
+    # ----------------------------------- the facade (the widget and the console use only these)
     @property
     def objects(self) -> dict[int, str]:
         """``{obj_id: name}`` of the objects in the list."""
@@ -101,67 +116,117 @@ class Sam2Controller(QObject):
 
     @property
     def current_obj(self) -> int:
+        """The selected object: new points and boxes get its id."""
         return self.editing.current_obj
 
     @property
     def positive(self) -> bool:
+        """The polarity of the next points."""
         return self.editing.positive
 
     @property
-    def prompts(self) -> dict[Key, object]:
+    def prompts(self) -> dict[Key, Prompts]:
         """The prompts in the layers, ``{(frame, obj_id): Prompts}``."""
         return self.sync_state.prompts
 
     @property
     def follow(self) -> bool:
+        """Move the viewer to each frame as its propagated result arrives."""
         return self.propagation.follow
 
     @follow.setter
     def follow(self, on: bool) -> None:
         self.propagation.follow = bool(on)
 
+    @property
+    def stop_absent_after(self) -> int | None:
+        """Propagation stops tracking an object after this many absent frames in a row (None: never)."""
+        return self.tracking.stop_absent_after
+
+    @stop_absent_after.setter
+    def stop_absent_after(self, n: int | None) -> None:
+        self.tracking.stop_absent_after = int(n) if n else None
+
     def add_object(self, name: str | None = None) -> int:
+        """A new object (selected); returns its id (see :meth:`.editing.Editing.add_object`)."""
         return self.editing.add_object(name)
 
     def select_object(self, obj: int) -> None:
+        """Select ``obj``: new points and boxes get its id."""
         self.editing.select_object(obj)
 
     def rename_object(self, obj: int, name: str) -> None:
+        """Rename ``obj`` in the list (and in saved prompt files)."""
         self.editing.rename_object(obj, name)
 
     def delete_object(self, obj: int) -> None:
+        """Remove ``obj``: its prompts, labels, division links and its state in the session."""
         self.editing.delete_object(obj)
+        self.tracking.forget_object(int(obj))
 
     def set_positive(self, positive: bool) -> None:
+        """Polarity of the next points."""
         self.editing.set_positive(positive)
 
     def use_painted_mask(self) -> None:
+        """Send the selected object's painted pixels on the frame in view as its mask prompt."""
         self.editing.use_painted_mask()
 
     def clear_frame(self) -> None:
+        """Remove every prompt of the selected object on the frame in view."""
         self.editing.clear_frame()
 
     def propagate(self, direction: str = "both", first: int | None = None, last: int | None = None) -> None:
+        """Track every object ``direction`` through frames ``first`` ... ``last`` (default: all)."""
         self.propagation.propagate(direction, first, last)
 
     def cancel(self) -> None:
+        """Stop the propagation (done frames stay) or the model download."""
         self.propagation.cancel()
 
-    def save_prompts(self, path) -> None:
+    def save_prompts(self, path: str | Path) -> None:
+        """Write the session's prompt file to ``path`` (in the background)."""
         self.files.save(path)
 
-    def load_prompts(self, path) -> None:
+    def load_prompts(self, path: str | Path) -> None:
+        """Replace prompts and objects with those of a prompt file and replay it (in the background)."""
         self.files.load(path)
 
-    def export_labels(self, path) -> None:
+    def export_labels(self, path: str | Path) -> None:
+        """Write the labels layer to ``path`` (.ome.tif, .ome.zarr, .zarr, .tif, .npy; in the background)."""
         self.files.export_labels(path)
 
+    def seed_from_labels(self, layer: Labels | None) -> None:
+        """Every label of ``layer`` (a napari Labels layer) on the frame in view becomes an object."""
+        self.tracking.seed_from_labels(layer)
+
+    def divide(self) -> tuple[int, int] | None:
+        """The selected object divides on the frame in view; returns the daughters' ids (None: no image)."""
+        return self.tracking.divide()
+
+    def next_doubt(self) -> Doubt | None:
+        """Go to the selected object's next doubtful frame; returns it (None: there is none)."""
+        return self.tracking.next_doubt()
+
+    def track_of(self, obj_id: int) -> tuple[list[dict], list[int]]:
+        """The track table rows of ``obj_id`` and its doubtful frames (after the last propagation)."""
+        return self.tracking.object_rows(obj_id), [d.frame for d in self.tracking.doubts if d.obj_id == obj_id]
+
+    def export_tracks(self, csv_path: str | Path) -> None:
+        """Write the track table to ``csv_path`` and the tracks in CTC format beside it (in the background)."""
+        self.tracking.export(csv_path)
+
+    def start_region(self) -> None:
+        """Create (or select) the "SAM2 region" layer to draw the region to track in."""
+        self.region.start()
+
     def shutdown(self) -> None:
+        """Stop the running job and forget viewer and layers (the widget is going away)."""
         self.lifecycle.shutdown()
 
     # ------------------------------------------------------------- helpers
     @contextmanager
-    def quiet(self):
+    def quiet(self) -> Iterator[None]:
         """Edit the prompt layers without treating the edits as new prompts."""
         self._blocked += 1
         try:
@@ -169,7 +234,7 @@ class Sam2Controller(QObject):
         finally:
             self._blocked -= 1
 
-    def _report(self, job, exc: BaseException) -> None:
+    def _report(self, job: Job | None, exc: BaseException) -> None:
         """A failed job: a notification, and its full text kept in the widget."""
         report_error(job, exc)
         self.message.emit(str(exc) or type(exc).__name__)
@@ -183,7 +248,7 @@ class Sam2Controller(QObject):
         if job is None and not waiting:
             QTimer.singleShot(0, self._view_moved)
 
-    def _view_moved(self, event=None) -> None:
+    def _view_moved(self, event: Event | None = None) -> None:
         """While nothing else runs, encode the frame in view, so that the first click on it is quick."""
         if self.closed or self.model is None or self.geometry is None or self.runner.busy:
             return
@@ -191,7 +256,7 @@ class Sam2Controller(QObject):
         if (id(self.session), frame) in self._encode_failed:
             return  # reported once; a click on the frame reports it again
 
-        def prepare():
+        def prepare() -> Prepared:
             session = self.get_session()
             if session is None or session.has_embedding(frame):
                 return None
@@ -222,7 +287,7 @@ class Sam2Controller(QObject):
         pos = current_position(self.viewer, self.image)
         return int(min(max(round(pos[self.geometry.axis]), 0), self.geometry.num_frames - 1))
 
-    def get_session(self):
+    def get_session(self) -> TrackingSession | None:
         """The tracking session, opened on first use (None while no model is loaded)."""
         if self.session is None and self.model is not None and self.geometry is not None:
             self.session = self.model.open_stack(layer_data(self.image), geometry=self.geometry,
@@ -235,7 +300,7 @@ class Sam2Controller(QObject):
             self.runner.when_idle(session.close)
 
     # --------------------------------------------------------- image / axis
-    def set_image(self, layer, *, removed: bool = False) -> None:
+    def set_image(self, layer: Image | None, *, removed: bool = False) -> None:
         """Segment ``layer`` (a napari Image layer, or None).
 
         The previous image keeps its layers, renamed, with its labels and prompts (see :mod:`.images`);
@@ -269,7 +334,8 @@ class Sam2Controller(QObject):
         self.axis_choice = axis
         self.rebind()
 
-    def image_data_changed(self, event=None) -> None:
+    def image_data_changed(self, event: Event | None = None) -> None:
+        """The image's data was replaced: start over with it (see :meth:`rebind`)."""
         self.rebind()
 
     def rebind(self, *, restore: StackGeometry | None = None) -> None:
@@ -304,9 +370,10 @@ class Sam2Controller(QObject):
             self.layers.ensure(
                 self.image, self.geometry, self.points_edited, self.points_edited, self.defaults_changed
             )
-            for layer in (self.layers.points, self.layers.shapes):
+            points, shapes = self.layers.prompt_layers()
+            for layer in (points, shapes):
                 layer.bind_key("t", self.editing.key_toggle, overwrite=True)
-            self.layers.points.bind_key("f", self.editing.key_flip, overwrite=True)
+            points.bind_key("f", self.editing.key_flip, overwrite=True)
             if restore is None:
                 self.layers.clear_labels(self.geometry)
         self.sync_state.keep_masks_for(self.geometry)
@@ -318,12 +385,12 @@ class Sam2Controller(QObject):
             self.sync()
 
     # -------------------------------------------------------------- prompts
-    def points_edited(self, event) -> None:
+    def points_edited(self, event: Event) -> None:
         """A Points or Shapes layer's data event: read the prompts again after an edit."""
         if str(getattr(event.action, "value", event.action)) in _EDITS:
             self.sync()
 
-    def defaults_changed(self, event=None) -> None:
+    def defaults_changed(self, event: Event | None = None) -> None:
         """napari sets a Points layer's defaults from the selected points: follow it."""
         if self._blocked or self.layers.points is None:
             return
@@ -364,9 +431,9 @@ class Sam2Controller(QObject):
         frame, obj = key
         self.sync_state.edits += 1
 
-        def prepare():
+        def prepare() -> Prepared:
             session = self.get_session()
-            parent = self.tracking.parents.get(obj)
+            parent = self.tracking.marked.get(obj)
             return None if session is None else (tasks.segment, (session, frame, obj, self.prompts.get(key), parent))
 
         self.runner.submit(
@@ -379,24 +446,25 @@ class Sam2Controller(QObject):
             )
         )
 
-    def show(self, value) -> None:
+    def show(self, value: object) -> None:
         """Show what a job yielded."""
         if isinstance(value, tasks.Status):
             self.status.emit(value.text)
         elif isinstance(value, tasks.FrameLabels) and self.geometry is not None:
             if self.layers.labels is None:
-                self._recreate_labels()
+                self._recreate_labels(self.geometry)
             self.layers.write(self.geometry, value.frame, value.labels)
 
-    def _recreate_labels(self) -> None:
+    def _recreate_labels(self, geometry: StackGeometry) -> None:
         with self.quiet():
             self.layers.ensure(
-                self.image, self.geometry, self.points_edited, self.points_edited, self.defaults_changed
+                self.image, geometry, self.points_edited, self.points_edited, self.defaults_changed
             )
-        show_info(f"The labels layer was deleted; it was re-created as '{self.layers.labels.name}'.")
+        show_info(f"The labels layer was deleted; it was re-created as '{self.layers.labels_layer().name}'.")
         self.submit_session_task("redraw", tasks.redraw, "Redrawing the labels")
 
-    def submit_session_task(self, key, task, description: str, *args) -> None:
+    def submit_session_task(self, key: Any, task: Callable[..., Iterator[Any]], description: str, *args: Any
+                            ) -> None:
         """Queue ``task(session, *args)`` as an edit job whose yielded results are drawn by :meth:`show`."""
         if self.session is None:
             return
@@ -407,14 +475,15 @@ class Sam2Controller(QObject):
         )
 
     # ---------------------------------------------------------------- model
-    def load_model(self, source, device=None, dtype=None) -> None:
+    def load_model(self, source: str | Path, device: str | torch.device | None = None,
+                   dtype: str | torch.dtype | None = None) -> None:
         """Load a model (a name or a .pt path) in the background; then re-send every prompt."""
         from .model_picker import DownloadProgress
 
         self.model_choice = (source, device, dtype)
         bar = DownloadProgress()
 
-        def prepare():
+        def prepare() -> Prepared:
             self.download = bar
             return tasks.load, (source, device, dtype, bar)
 
@@ -434,13 +503,13 @@ class Sam2Controller(QObject):
             )
         )
 
-    def _loaded(self, value) -> None:
+    def _loaded(self, value: object) -> None:
         if isinstance(value, tasks.Loaded):
             self.set_model(value.model)
         else:
             self.show(value)
 
-    def set_model(self, model) -> None:
+    def set_model(self, model: Segmenter) -> None:
         """Use an already loaded :class:`~napari_sam2.Segmenter` (e.g. from napari's console)."""
         self.model = model
         text = f"{model.variant} on {model.device} ({model.precision})"

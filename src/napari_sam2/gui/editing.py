@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from napari.utils.notifications import show_info, show_warning
 
 from ..engine.prompts import MAX_OBJ_ID
 from . import tasks
+from .contracts import EditingHost
+
+if TYPE_CHECKING:
+    from napari.layers import Layer
 
 
 class Editing:
@@ -17,7 +23,7 @@ class Editing:
         positive: the polarity of the next points.
     """
 
-    def __init__(self, host) -> None:
+    def __init__(self, host: EditingHost) -> None:
         self.host = host
         self.objects: dict[int, str] = {1: "object 1"}
         self.current_obj = 1
@@ -58,11 +64,11 @@ class Editing:
             self.host.layers.set_defaults(self.current_obj, self.positive)
         self.host.polarity_changed.emit(self.positive)
 
-    def key_toggle(self, layer=None) -> None:
+    def key_toggle(self, layer: Layer | None = None) -> None:
         """Key T: switch the polarity of the next points."""
         self.set_positive(not self.positive)
 
-    def key_flip(self, layer=None) -> None:
+    def key_flip(self, layer: Layer | None = None) -> None:
         """Key F: flip the polarity of the selected points."""
         with self.host.quiet():
             flipped = self.host.layers.flip_selected()

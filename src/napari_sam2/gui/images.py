@@ -10,40 +10,51 @@ as it is, and its prompts go to a new session without redrawing (propagate again
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from napari.utils.notifications import show_info
 
 from ..engine.coords.geometry import StackGeometry
+from ..engine.prompts import CroppedMask, Prompts
 from . import tasks
-from .jobs import Job
-from .layers import BOXES_NAME, LABELS_NAME, POINTS_NAME, PromptLayers, unwrap
+from .contracts import ImagesHost
+from .jobs import Job, Prepared
+from .layers import BOXES_NAME, LABELS_NAME, POINTS_NAME, Key, PromptLayers, unwrap
 from .region import REGION_NAME
 from .tracking import TRACKS_NAME
+
+if TYPE_CHECKING:
+    import napari
+    from napari.layers import Image, Layer, Shapes, Tracks
+
+    from ..engine.tracking.session import TrackingSession
 
 
 @dataclass
 class Parked:
     """What the widget had for one image layer while another one is picked."""
 
-    image: object
+    image: Image
     layers: PromptLayers
     geometry: StackGeometry | None
     objects: dict[int, str]
     current_obj: int
-    parents: dict[int, int]
-    prompts: dict = field(default_factory=dict)
-    masks: dict = field(default_factory=dict)
-    region: object = None
-    roi: tuple | None = None
-    tracks: object = None
+    marked: dict[int, int]  # the division marks (Tracking.marked)
+    prompts: dict[Key, Prompts] = field(default_factory=dict)
+    masks: dict[Key, np.ndarray | CroppedMask] = field(default_factory=dict)
+    region: Shapes | None = None
+    roi: tuple[int, int, int, int] | None = None
+    tracks: Tracks | None = None
 
 
-def _in_viewer(viewer, layer) -> bool:
+def _in_viewer(viewer: napari.Viewer, layer: Layer | None) -> bool:
     return layer is not None and unwrap(layer) in unwrap(viewer).layers
 
 
-def _rename(layer, name: str) -> None:
+def _rename(layer: Layer | None, name: str) -> None:
     if layer is not None:
         layer.name = name
 
@@ -51,11 +62,11 @@ def _rename(layer, name: str) -> None:
 class Images:
     """The parked state of the images not picked now, for a :class:`~.controller.Sam2Controller`."""
 
-    def __init__(self, host) -> None:
+    def __init__(self, host: ImagesHost) -> None:
         self.host = host
         self.parked: dict[int, Parked] = {}
 
-    def leave(self, image) -> str:
+    def leave(self, image: Image) -> str:
         """Stop the work on ``image`` and park its layers and state; returns what happened, in words."""
         host = self.host
         stopped = any(j.kind == "propagate" for j in host.jobs())
@@ -69,7 +80,7 @@ class Images:
         if layers.points is not None:
             layers.points.bind_key("f", None)
         tracking, region = host.tracking, host.region
-        parked = Parked(image, layers, host.geometry, dict(host.objects), host.current_obj, dict(tracking.parents),
+        parked = Parked(image, layers, host.geometry, dict(host.objects), host.current_obj, dict(tracking.marked),
                         dict(host.sync_state.prompts), dict(host.sync_state.masks), region.layer, region.roi,
                         tracking.tracks)
         tag = f" [{image.name}]"
@@ -80,7 +91,7 @@ class Images:
         if region.layer is not None:
             region.layer.events.data.disconnect(region.edited)
         region.layer, region.roi = None, None
-        tracking.tracks, tracking.rows, tracking.doubts, tracking.parents = None, [], [], {}
+        tracking.tracks, tracking.rows, tracking.doubts, tracking.marked = None, [], [], {}
         host.sync_state.prompts, host.sync_state.applied, host.sync_state.masks = {}, {}, {}
         self.parked[id(unwrap(image))] = parked
         host.layers = PromptLayers(host.viewer)
@@ -89,7 +100,7 @@ class Images:
             text += " (its propagation was stopped; the frames done are there)"
         return text + f"; pick '{image.name}' again to go on with it."
 
-    def enter(self, image) -> StackGeometry | None:
+    def enter(self, image: Image) -> StackGeometry | None:
         """Attach the parked layers and state of ``image`` (none: a fresh start); returns the geometry
         it had, or None."""
         host = self.host
@@ -108,10 +119,10 @@ class Images:
         # points and boxes are found again by name (and connected) when the controller rebinds
         host.editing.objects = dict(parked.objects)
         host.editing.select_object(parked.current_obj if parked.current_obj in parked.objects else min(parked.objects))
-        host.tracking.parents = dict(parked.parents)
+        host.tracking.marked = dict(parked.marked)
         if _in_viewer(host.viewer, parked.tracks):
             host.tracking.tracks = parked.tracks
-        if _in_viewer(host.viewer, parked.region):
+        if parked.region is not None and _in_viewer(host.viewer, parked.region):
             host.region.layer, host.region.roi = parked.region, parked.roi
             parked.region.events.data.connect(host.region.edited)
         host.sync_state.masks = dict(parked.masks)
@@ -122,14 +133,16 @@ class Images:
         shows them, and what was propagated from them."""
         host = self.host
         state = host.sync_state
+        if host.geometry is None:
+            return  # no image to send to (the controller resends only after it made the geometry)
         state.read(host.layers.points, host.layers.shapes, host.geometry)
         items = sorted(state.prompts.items())
         if not items:
             return
         state.edits += 1
-        parents = dict(host.tracking.parents)
+        parents = dict(host.tracking.marked)
 
-        def prepare():
+        def prepare() -> Prepared:
             session = host.get_session()
             return None if session is None else (_quietly, (session, items, parents))
 
@@ -140,8 +153,10 @@ class Images:
                        f"prompts go to a new session (propagate again to go on tracking).")
 
 
-def _quietly(session, items, parents):
-    """``tasks.segment`` for every ((frame, object), prompts), without the frame labels."""
+def _quietly(session: TrackingSession, items: list[tuple[Key, Prompts]], parents: dict[int, int]
+             ) -> Iterator[Any]:
+    """``tasks.segment`` for every ((frame, object), prompts), without the frame labels (the other values
+    that it yields: :class:`~.tasks.Status`)."""
     for (frame, obj), prompts in items:
         for value in tasks.segment(session, frame, obj, prompts, parents.get(obj)):
             if not isinstance(value, tasks.FrameLabels):

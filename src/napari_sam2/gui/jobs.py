@@ -36,8 +36,11 @@ log = logging.getLogger(__name__)
 #: How long shutting down waits for the running job to stop (a propagation: the frame in flight).
 SHUTDOWN_WAIT_S = 60.0
 
+#: What a job's ``prepare`` returns: ``(generator_function, args)``, or None when there is nothing to do.
+Prepared = tuple[Callable[..., Iterator[Any]], tuple] | None
 
-def _log_exception(message: str, *args) -> None:
+
+def _log_exception(message: str, *args: object) -> None:
     """``log.exception``, but never raising (it may run while the interpreter shuts down)."""
     try:
         log.exception(message, *args)
@@ -49,7 +52,7 @@ def _never_raises(slot: Callable) -> Callable:
     """A runner method called by Qt: an exception is logged, never raised into Qt (PyQt would abort)."""
 
     @wraps(slot)
-    def guarded(*args):
+    def guarded(*args: Any) -> None:
         try:
             slot(*args)
         except Exception:  # noqa: BLE001
@@ -65,11 +68,11 @@ class ClosingGeneratorWorker(GeneratorWorker):
     exception never leaves :meth:`run` (it is logged).
     """
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.ended = threading.Event()
 
-    def work(self):  # noqa: D102 - see GeneratorWorker.work
+    def work(self) -> Any:  # noqa: D102 - see GeneratorWorker.work
         try:
             return super().work()
         finally:
@@ -124,7 +127,7 @@ class Job:
 
     key: Hashable
     kind: str
-    prepare: Callable[[], tuple[Callable[..., Iterator[Any]], tuple] | None]
+    prepare: Callable[[], Prepared]
     on_yield: Callable[[Any], None] = lambda value: None
     on_end: Callable[[bool], None] | None = None
     description: str = ""

@@ -22,17 +22,25 @@ is a view of it with the length-1 axis; painting writes through).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 from napari.layers import Labels, Points, Shapes
 
 from ..engine.coords.geometry import StackGeometry
-from ..engine.prompts import Prompts, make_prompts
+from ..engine.prompts import CroppedMask, Prompts, make_prompts
 from ..engine.storage.labels import LabelOutput, label_dtype_for
 from ..engine.tracking.heap import release_free_memory
 from ..errors import PromptError
-from .stack import frame_stack_shape, has_channel_axis, label_coords, layer_coords
+from .stack import frame_stack_shape, has_channel_axis, label_coords, layer_channel_axis, layer_coords
+
+if TYPE_CHECKING:
+    import napari
+    from napari.layers import Image
+
+    from ..engine.io.prompt_file import ObjectPrompts
 
 POINTS_NAME = "SAM2 points"
 BOXES_NAME = "SAM2 boxes"
@@ -41,25 +49,26 @@ POSITIVE_COLOR = np.array([0.2, 1.0, 0.2, 1.0])
 NEGATIVE_COLOR = np.array([1.0, 0.15, 0.15, 1.0])
 
 Key = tuple[int, int]  # (frame, obj_id)
+_L = TypeVar("_L")
 
 
-def unwrap(obj):
+def unwrap(obj: Any) -> Any:
     """The real object behind napari's plugin proxy (a widget opened from the Plugins menu gets a
     proxy of the viewer, and the layers it adds are proxies too), or ``obj`` itself."""
     return getattr(obj, "__wrapped__", obj)
 
 
-def same_layer(a, b) -> bool:
+def same_layer(a: object, b: object) -> bool:
     """Whether two references (proxied or not) are the same layer."""
     return a is not None and b is not None and unwrap(a) is unwrap(b)
 
 
-def channel_dim(image, geometry: StackGeometry) -> int | None:
+def channel_dim(image: Image, geometry: StackGeometry) -> int | None:
     """The layer axis of ``image`` that holds the channels (None: none, or the colour axis of an RGB layer)."""
-    return geometry.channel_axis if has_channel_axis(geometry, len(frame_stack_shape(image))) else None
+    return layer_channel_axis(geometry, len(frame_stack_shape(image)))
 
 
-def layer_transform(image, geometry: StackGeometry) -> dict:
+def layer_transform(image: Image, geometry: StackGeometry) -> dict[str, np.ndarray]:
     """``scale`` and ``translate`` of the widget's layers over ``image``: the image's, with the channel
     axis (if the layers have one, of length 1) stretched over all channels, centred, so that every
     channel position of the viewer reads the layers' index 0 there."""
@@ -77,12 +86,12 @@ class _LengthOneAxis:
     """An array-like view of a zarr label image with a length-1 axis inserted at ``axis`` (for napari;
     reads and writes go to the image)."""
 
-    def __init__(self, array, axis: int) -> None:
+    def __init__(self, array: Any, axis: int) -> None:
         self.array, self.axis = array, axis
         self.shape = (*array.shape[:axis], 1, *array.shape[axis:])
         self.dtype, self.ndim = array.dtype, array.ndim + 1
 
-    def _key(self, key) -> tuple:
+    def _key(self, key: Any) -> tuple[tuple[Any, ...], Any]:
         key = key if isinstance(key, tuple) else (key,)
         if Ellipsis in key:
             i = key.index(Ellipsis)
@@ -90,7 +99,7 @@ class _LengthOneAxis:
         key = key + (slice(None),) * (self.ndim - len(key))
         return key[: self.axis] + key[self.axis + 1:], key[self.axis]
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: Any) -> np.ndarray:
         inner, k = self._key(key)
         out = np.asarray(self.array[inner])
         if isinstance(k, slice):  # keep the axis where a slice keeps it
@@ -98,14 +107,14 @@ class _LengthOneAxis:
             out = np.expand_dims(out, kept)
         return out
 
-    def __setitem__(self, key, value) -> None:
+    def __setitem__(self, key: Any, value: Any) -> None:
         inner, _ = self._key(key)
         if any(isinstance(x, np.ndarray) for x in inner):
             self.array.vindex[inner] = value  # napari's painting: coordinate arrays
         else:
             self.array[inner] = value
 
-    def __array__(self, dtype=None, copy=None):
+    def __array__(self, dtype: npt.DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
         out = np.expand_dims(np.asarray(self.array), self.axis)
         return out if dtype is None else out.astype(dtype)
 
@@ -113,19 +122,20 @@ class _LengthOneAxis:
         return self.shape[0]
 
 
-def labels_data(output: LabelOutput, ndim: int):
-    """What the Labels layer shows of ``output``: its array, or (layers with the channel axis, ``ndim``
-    axes) a view with a length-1 channel axis that reads and writes the array."""
-    geometry = output.geometry
-    if not has_channel_axis(geometry, ndim):
+def labels_data(output: LabelOutput, ndim: int) -> Any:
+    """What the Labels layer shows of ``output``: its array (NumPy or zarr), or (layers with the channel axis,
+    ``ndim`` axes) a view with a length-1 channel axis that reads and writes the array."""
+    ch = layer_channel_axis(output.geometry, ndim)
+    if ch is None:
         return output.array
     if isinstance(output.array, np.ndarray):
-        return np.expand_dims(output.array, geometry.channel_axis)
-    return _LengthOneAxis(output.array, geometry.channel_axis)
+        return np.expand_dims(output.array, ch)
+    return _LengthOneAxis(output.array, ch)
 
 
 def collect(
-    points: Points | None, shapes: Shapes | None, geometry: StackGeometry, masks: dict[Key, np.ndarray]
+    points: Points | None, shapes: Shapes | None, geometry: StackGeometry,
+    masks: dict[Key, np.ndarray | CroppedMask],
 ) -> tuple[dict[Key, Prompts], list[str]]:
     """Group the layers' points and boxes (and the mask prompts) by (frame, object), as checked
     :class:`~napari_sam2.engine.prompts.Prompts`.
@@ -194,19 +204,39 @@ def collect(
 class PromptLayers:
     """Finds, creates and styles the Points, Shapes and Labels layers of the widget."""
 
-    def __init__(self, viewer) -> None:
+    def __init__(self, viewer: napari.Viewer) -> None:
         self.viewer = viewer
         self.points: Points | None = None
         self.shapes: Shapes | None = None
         self.labels: Labels | None = None
         self.output: LabelOutput | None = None  # what the Labels layer shows
         self.ndim: int | None = None  # the layers' axes (the image layer's)
-        self.shown = None  # the Labels layer's data: output.array, or a view of it (see labels_data)
+        self.shown: Any = None  # the Labels layer's data: output.array, or a view of it (see labels_data)
 
-    def owns(self, layer) -> bool:
+    def owns(self, layer: object) -> bool:
+        """Whether ``layer`` is one of the three layers."""
         return any(same_layer(layer, x) for x in (self.points, self.shapes, self.labels))
 
-    def forget(self, layer) -> str | None:
+    def prompt_layers(self) -> tuple[Points, Shapes]:
+        """The Points and Shapes layers; raises RuntimeError before :meth:`ensure` made them (or after one
+        was deleted)."""
+        if self.points is None or self.shapes is None:
+            raise RuntimeError("The SAM2 points and boxes layers are missing (PromptLayers.ensure makes them).")
+        return self.points, self.shapes
+
+    def labels_layer(self) -> Labels:
+        """The Labels layer; raises RuntimeError before :meth:`ensure` made it (or after it was deleted)."""
+        if self.labels is None:
+            raise RuntimeError("The SAM2 labels layer is missing (PromptLayers.ensure makes it).")
+        return self.labels
+
+    def label_output(self) -> LabelOutput:
+        """What the Labels layer shows; raises RuntimeError before :meth:`clear_labels` (or :meth:`ensure`)."""
+        if self.output is None:
+            raise RuntimeError("The SAM2 labels layer has no label output yet (PromptLayers.clear_labels).")
+        return self.output
+
+    def forget(self, layer: object) -> str | None:
         """Drop a layer that left the viewer; returns which one it was."""
         for attr in ("points", "shapes", "labels"):
             if same_layer(getattr(self, attr), layer):
@@ -222,14 +252,14 @@ class PromptLayers:
             shape = (*shape[: geometry.channel_axis], 1, *shape[geometry.channel_axis:])
         return shape
 
-    def _find(self, name: str, kind: type, fits: Callable) -> object | None:
+    def _find(self, name: str, kind: type[_L], fits: Callable[[_L], bool]) -> _L | None:
         for layer in self.viewer.layers:
             if layer.name == name and isinstance(layer, kind) and fits(layer):
                 return layer
         return None
 
     def ensure(
-        self, image, geometry: StackGeometry, on_points: Callable, on_shapes: Callable, on_defaults: Callable
+        self, image: Image, geometry: StackGeometry, on_points: Callable, on_shapes: Callable, on_defaults: Callable
     ) -> list[str]:
         """Reuse or create the three layers for ``image``; returns the names of created ones."""
         created = []
@@ -334,7 +364,7 @@ class PromptLayers:
         """Switch the polarity of the selected points; returns whether any was selected."""
         pts = self.points
         sel = sorted(pts.selected_data) if pts is not None else []
-        if not sel:
+        if pts is None or not sel:
             return False
         feats = pts.features.copy()
         feats.loc[feats.index[sel], "positive"] = ~feats["positive"].to_numpy(bool)[sel]
@@ -362,14 +392,15 @@ class PromptLayers:
                 if idx:
                     layer.remove(idx)
 
-    def fill(self, objects, geometry: StackGeometry) -> None:
+    def fill(self, objects: Iterable[ObjectPrompts], geometry: StackGeometry) -> None:
         """Replace the points and boxes with those of ``objects`` (``ObjectPrompts`` of a prompt file)."""
         for layer in (self.points, self.shapes):
             if layer is not None and len(layer.data):
                 layer.remove(list(range(len(layer.data))))
+        points, shapes = self.prompt_layers()
         defaults = (
-            self.points.feature_defaults.iloc[0].to_dict(),
-            self.shapes.feature_defaults.iloc[0].to_dict(),
+            points.feature_defaults.iloc[0].to_dict(),
+            shapes.feature_defaults.iloc[0].to_dict(),
         )
         for obj in objects:
             for frame, p in sorted(obj.frames.items()):
@@ -377,30 +408,33 @@ class PromptLayers:
                 starts = [0, *(np.flatnonzero(np.diff(labels)) + 1), len(labels)]
                 for a, b in zip(starts[:-1], starts[1:]):  # runs of one polarity, in the file's order
                     if b > a:
-                        self.points.feature_defaults = {"obj_id": obj.obj_id, "positive": bool(labels[a])}
-                        self.points.add(self.coords(geometry, frame, np.asarray(p.points)[a:b]))
+                        points.feature_defaults = {"obj_id": obj.obj_id, "positive": bool(labels[a])}
+                        points.add(self.coords(geometry, frame, np.asarray(p.points)[a:b]))
                 if p.box is not None:
                     r0, c0, r1, c1 = p.box
-                    self.shapes.feature_defaults = {"obj_id": obj.obj_id}
-                    self.shapes.add_rectangles(
+                    shapes.feature_defaults = {"obj_id": obj.obj_id}
+                    shapes.add_rectangles(
                         self.coords(geometry, frame, [[r0, c0], [r0, c1], [r1, c1], [r1, c0]])
                     )
-        self.points.feature_defaults, self.shapes.feature_defaults = defaults
+        points.feature_defaults, shapes.feature_defaults = defaults
 
-    def coords(self, geometry: StackGeometry, frame: int, rc) -> np.ndarray:
+    def coords(self, geometry: StackGeometry, frame: int, rc: npt.ArrayLike) -> np.ndarray:
         """(N, ndim) coordinates in the layers of (row, col) positions ``rc`` on ``frame``."""
         return layer_coords(geometry, geometry.coords(frame, rc), self.ndim or geometry.label_ndim)
 
     def read(self, geometry: StackGeometry, frame: int) -> np.ndarray:
         """``frame``'s (H, W) plane of the Labels layer (as painted there)."""
         key = list(geometry.index(frame))
-        if has_channel_axis(geometry, self.labels.data.ndim):
-            key.insert(geometry.channel_axis, 0)
-        return np.asarray(self.labels.data[tuple(key)])
+        labels = self.labels_layer()
+        ch = layer_channel_axis(geometry, labels.data.ndim)
+        if ch is not None:
+            key.insert(ch, 0)
+        return np.asarray(labels.data[tuple(key)])
 
     def _show_output(self) -> None:
-        self.shown = labels_data(self.output, self.ndim or self.output.geometry.label_ndim)
-        self.labels.data = self.shown
+        output = self.label_output()
+        self.shown = labels_data(output, self.ndim or output.geometry.label_ndim)
+        self.labels_layer().data = self.shown
 
     def clear_labels(self, geometry: StackGeometry) -> None:
         """Give the Labels layer a fresh, empty label output (in RAM, or zarr on disk for large stacks)."""
@@ -415,9 +449,9 @@ class PromptLayers:
         if (self.output is None or self.output.geometry != geometry
                 or self.labels.data is not self.shown):
             self.clear_labels(geometry)  # a layer found in the viewer, or data replaced by someone else
-        if labels.dtype.itemsize > self.output.dtype.itemsize:  # the session's ids outgrew uint16
-            self.output = self.output.grown(labels.dtype)
+        if labels.dtype.itemsize > self.label_output().dtype.itemsize:  # the session's ids outgrew uint16
+            self.output = self.label_output().grown(labels.dtype)
             self._show_output()
-        self.output.write(frame, labels)
+        self.label_output().write(frame, labels)
         self.labels.refresh()
         release_free_memory()  # redrawing 2048² planes fragments the heap: without this RSS creeps up per frame

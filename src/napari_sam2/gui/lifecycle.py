@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from napari.utils.notifications import show_info, show_warning
 from qtpy.QtCore import QTimer
 
+from .contracts import LifecycleHost
 from .layers import PromptLayers, same_layer, unwrap
+
+if TYPE_CHECKING:
+    from napari.utils.events import Event
 
 log = logging.getLogger(__name__)
 
@@ -15,11 +21,11 @@ log = logging.getLogger(__name__)
 class Lifecycle:
     """Reactions to layer removal, and the clean shutdown, of a :class:`~.controller.Sam2Controller`."""
 
-    def __init__(self, host) -> None:
+    def __init__(self, host: LifecycleHost) -> None:
         self.host = host
-        self._pending: list[tuple[object, str, bool]] = []  # (show, message, about the image) to notify
+        self._pending: list[tuple[Callable[[str], Any], str, bool]] = []  # (show, message, about the image)
 
-    def notify_later(self, show, message: str, image: bool = False) -> None:
+    def notify_later(self, show: Callable[[str], Any], message: str, image: bool = False) -> None:
         """Notify after the current event, unless the viewer is closing (it removes every layer first).
 
         Messages of one event loop turn (e.g. ``viewer.layers.clear()``) become one notification: when the
@@ -43,7 +49,7 @@ class Lifecycle:
         except Exception:  # noqa: BLE001 - a Qt timer callback: raised into Qt, PyQt would abort
             log.exception("napari-sam2: showing a notification failed")
 
-    def layer_removed(self, event) -> None:
+    def layer_removed(self, event: Event) -> None:
         """A layer left the viewer: the image (close its session) or one of the widget's layers."""
         host = self.host
         layer = event.value
@@ -59,7 +65,7 @@ class Lifecycle:
             host.set_image(None, removed=True)
         elif host.layers.owns(layer):
             owned = next(x for x in (host.layers.points, host.layers.shapes, host.layers.labels)
-                         if same_layer(x, layer))
+                         if x is not None and same_layer(x, layer))
             which = host.layers.forget(layer)
             layer = owned  # the reference the handlers were connected through
             if which in ("points", "shapes"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import numpy.typing as npt
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtGui import QColor, QIcon, QPainter, QPixmap
 from qtpy.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
@@ -12,7 +13,7 @@ from qtpy.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QPushButto
 ID_ROLE = Qt.ItemDataRole.UserRole
 
 
-def swatch(rgba) -> QIcon:
+def swatch(rgba: npt.ArrayLike) -> QIcon:
     """A square icon of a colour given as RGBA floats in [0, 1]: opaque (a label's colour is shown at the
     layer's opacity, but the swatch must be readable on light and dark themes) with a grey frame."""
     pix = QPixmap(16, 16)
@@ -52,8 +53,10 @@ class ObjectsList(QWidget):
         self.list.currentItemChanged.connect(self._current_changed)
         self.list.itemChanged.connect(self._item_changed)
 
-    def show_objects(self, objects: dict[int, str], current: int, color_of: Callable[[int], object]) -> None:
-        """Rebuild the rows from ``{obj_id: name}`` and select ``current``."""
+    def show_objects(self, objects: dict[int, str], current: int,
+                     color_of: Callable[[int], npt.ArrayLike]) -> None:
+        """Rebuild the rows from ``{obj_id: name}`` and select ``current`` (``color_of``: an object's RGBA
+        colour, floats in [0, 1])."""
         rows = sorted(objects.items())
         self.list.blockSignals(True)
         try:
@@ -81,11 +84,11 @@ class ObjectsList(QWidget):
         item = self.list.currentItem()
         return None if item is None else int(item.data(ID_ROLE))
 
-    def _current_changed(self, item, _previous=None) -> None:
+    def _current_changed(self, item: QListWidgetItem | None, _previous: QListWidgetItem | None = None) -> None:
         if item is not None:
             self.selected.emit(int(item.data(ID_ROLE)))
 
-    def _item_changed(self, item) -> None:
+    def _item_changed(self, item: QListWidgetItem) -> None:
         self.renamed.emit(int(item.data(ID_ROLE)), item.text())
 
     def _delete(self) -> None:

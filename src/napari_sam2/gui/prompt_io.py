@@ -14,7 +14,8 @@ from ..engine.io.prompt_file import load_annotation
 from ..engine.tracking.history import final_lineage
 from ..errors import OutputError, PromptError
 from . import tasks
-from .jobs import Job
+from .contracts import PromptFilesHost
+from .jobs import Job, Prepared
 from .notify import report_error
 from .stack import label_axes
 
@@ -22,10 +23,10 @@ from .stack import label_axes
 class PromptFiles:
     """Save / load prompt files for a :class:`~.controller.Sam2Controller` (no state of its own)."""
 
-    def __init__(self, host) -> None:
+    def __init__(self, host: PromptFilesHost) -> None:
         self.host = host
 
-    def save(self, path) -> None:
+    def save(self, path: str | Path) -> None:
         """Write every prompt of the session, with the object names, to ``path`` (in the background)."""
         host = self.host
         if host.session is None:
@@ -33,18 +34,18 @@ class PromptFiles:
             return
         names = dict(host.objects)
 
-        def prepare():
+        def prepare() -> Prepared:
             return None if host.session is None else (tasks.save, (host.session, str(path), names))
 
         host.runner.submit(Job(("save", str(path)), "save", prepare, self._saved, description="Saving prompts"))
 
-    def _saved(self, value) -> None:
+    def _saved(self, value: object) -> None:
         if isinstance(value, tasks.Saved):
             show_info(f"Saved {value.what} to {value.path}.")
         else:
             self.host.show(value)
 
-    def export_labels(self, path) -> None:
+    def export_labels(self, path: str | Path) -> None:
         """Write the labels layer to ``path`` (.ome.tif, .ome.zarr, .zarr, .tif, .npy) in the background,
         replacing an existing file (the file dialog has asked)."""
         host = self.host
@@ -62,7 +63,7 @@ class PromptFiles:
         host.runner.submit(Job(("export", str(path)), "save", lambda: (tasks.export, (array, str(path), axes)),
                                self._saved, description="Exporting the labels"))
 
-    def load(self, path) -> None:
+    def load(self, path: str | Path) -> None:
         """Replace all prompts and objects with those of a prompt file, and replay its history in the
         background (the labels of the session that saved it, bit for bit, with the same model)."""
         host = self.host
@@ -92,13 +93,14 @@ class PromptFiles:
         if host.model is None and not any(j.kind == "load" for j in host.jobs()):
             host.load_model(*host.model_choice)
 
-        def prepare():
+        def prepare() -> Prepared:
             session = host.get_session()
             return None if session is None else (tasks.replay, (session, annotation))
 
+
         host.runner.submit(Job(("replay", str(path)), "edit", prepare, host.show,
                                description=f"Replaying {Path(str(path)).name}"))
-        host.tracking.parents = final_lineage(annotation.history)  # as Divide would have marked it
+        host.tracking.marked = final_lineage(annotation.history)  # as Divide would have marked it
         host.tracking.refresh()  # the track table, plot and tracks layer of the replayed session
         show_info(f"Loaded {len(objects)} object(s) from {path}; replaying its {len(annotation.history)} "
                   f"step(s).")

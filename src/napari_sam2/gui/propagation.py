@@ -8,7 +8,8 @@ from napari.utils.notifications import show_info, show_warning
 from ..engine.tracking.history import DIRECTIONS
 from ..errors import plural
 from . import tasks
-from .jobs import Job
+from .contracts import PropagationHost
+from .jobs import Job, Prepared
 
 
 def plan_runs(direction: str, first: int, last: int, prompted: list[int]) -> list[tuple[int, str, int]]:
@@ -66,7 +67,7 @@ class Propagation:
             in between continues there.
     """
 
-    def __init__(self, host) -> None:
+    def __init__(self, host: PropagationHost) -> None:
         self.host = host
         self.follow = True
         self.runs: list[tuple[int, str, int]] = []
@@ -100,7 +101,7 @@ class Propagation:
         lo, hi = min(lo, hi), max(lo, hi)
         request = (direction, lo, hi)
 
-        def prepare():
+        def prepare() -> Prepared:
             session = host.get_session()
             if session is None:
                 return None
@@ -143,7 +144,7 @@ class Propagation:
             self.bar.close()
             self.bar = None
 
-    def propagated(self, value) -> None:
+    def propagated(self, value: object) -> None:
         """Draw one propagated frame; move the viewer there when following."""
         if not isinstance(value, tasks.FrameLabels):
             return

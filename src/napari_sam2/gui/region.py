@@ -8,12 +8,18 @@ coordinates. No rectangle: the whole frame.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from napari.layers import Shapes
 from napari.utils.notifications import show_info, show_warning
 
+from .contracts import RegionHost
 from .layers import layer_transform, same_layer, unwrap
 from .stack import frame_stack_shape, label_coords
+
+if TYPE_CHECKING:
+    from napari.utils.events import Event
 
 REGION_NAME = "SAM2 region"
 
@@ -26,7 +32,7 @@ class Region:
         roi: (row0, col0, row1, col1) of the last rectangle in it, or None (the whole frame).
     """
 
-    def __init__(self, host) -> None:
+    def __init__(self, host: RegionHost) -> None:
         self.host = host
         self.layer: Shapes | None = None
         self.roi: tuple[int, int, int, int] | None = None
@@ -52,7 +58,7 @@ class Region:
         show_info(text)
         self.host.message.emit(text)
 
-    def edited(self, event=None) -> None:
+    def edited(self, event: Event | None = None) -> None:
         """The rectangles changed: the last one is the region (none: the whole frame)."""
         if event is not None and str(getattr(event.action, "value", event.action)) not in {"added", "removed",
                                                                                               "changed"}:
@@ -82,7 +88,7 @@ class Region:
         self.roi = roi
         self.host.rebind()
 
-    def forget(self, layer) -> bool:
+    def forget(self, layer: object) -> bool:
         """The region layer left the viewer: track the whole frame again. Returns whether it was ours."""
         if self.layer is None or not same_layer(layer, self.layer):
             return False
@@ -92,6 +98,7 @@ class Region:
         return True
 
     def describe(self) -> str:
+        """The region in words, to append to the geometry's description ("" for the whole frame)."""
         if self.roi is None:
             return ""
         r0, c0, r1, c1 = self.roi

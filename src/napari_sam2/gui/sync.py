@@ -10,12 +10,16 @@ again (``set_prompts``) or cleared (``clear_prompts``). No Qt here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..engine.coords.geometry import StackGeometry
-from ..engine.prompts import Prompts
+from ..engine.prompts import CroppedMask, Prompts
 from .layers import Key, collect
+
+if TYPE_CHECKING:
+    from napari.layers import Points, Shapes
 
 
 @dataclass
@@ -23,21 +27,24 @@ class PromptSync:
     """What the layers say, what the engine was told, and the notes about ignored prompts.
 
     Attributes:
-        masks: mask prompts (painted), ``{(frame, obj_id): (H, W) bool}``.
+        masks: mask prompts (painted, or seeds from labels), ``{(frame, obj_id): (H, W) bool}`` (an array, or a
+            :class:`~napari_sam2.engine.prompts.CroppedMask`).
         prompts: the prompts as the layers are now.
         applied: the prompts as last sent to the engine.
         notes: the notes of the last read (each is shown once).
         edits: counts changes sent to the engine (a cancelled propagation resumes only if none came since).
     """
 
-    masks: dict[Key, np.ndarray] = field(default_factory=dict)
+    masks: dict[Key, np.ndarray | CroppedMask] = field(default_factory=dict)
     prompts: dict[Key, Prompts] = field(default_factory=dict)
     applied: dict[Key, Prompts] = field(default_factory=dict)
     notes: set[str] = field(default_factory=set)
     edits: int = 0
 
-    def read(self, points, shapes, geometry: StackGeometry) -> tuple[list[Key], list[str]]:
-        """Read the layers; returns the changed (frame, object) keys (now counted as sent) and new notes."""
+    def read(self, points: Points | None, shapes: Shapes | None, geometry: StackGeometry
+             ) -> tuple[list[Key], list[str]]:
+        """Read the layers (None: a layer that is missing); returns the changed (frame, object) keys (now
+        counted as sent) and new notes."""
         self.prompts, notes = collect(points, shapes, geometry, self.masks)
         fresh = sorted(set(notes) - self.notes)
         self.notes = set(notes)

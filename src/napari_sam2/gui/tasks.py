@@ -11,10 +11,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..engine.prompts import Prompts
 from ..engine.tracking.session import TrackingSession
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..engine.io.prompt_file import Annotation
+    from ..engine.segmenter import Segmenter
 
 
 @dataclass(frozen=True)
@@ -36,7 +44,7 @@ class FrameLabels:
 class Loaded:
     """A model has been loaded."""
 
-    model: object
+    model: Segmenter
     source: str
 
 
@@ -48,8 +56,10 @@ class Saved:
     what: str
 
 
-def load(source, device, dtype, progress) -> Iterator[Status | Loaded]:
-    """``napari_sam2.load_model(source, device, dtype, progress)``."""
+def load(source: str | Path, device: str | torch.device | None, dtype: str | torch.dtype | None,
+         progress: Any) -> Iterator[Status | Loaded]:
+    """``napari_sam2.load_model(source, device, dtype, progress)`` (``progress``: the download's progress
+    callback object, e.g. :class:`~.model_picker.DownloadProgress`, or None)."""
     from ..loading import load_model
 
     yield Status(f"Loading {Path(str(source)).name} …")
@@ -65,7 +75,7 @@ class TrackTable:
     lineage: dict
 
 
-def segment(session: TrackingSession, frame: int, obj_id: int, prompt,
+def segment(session: TrackingSession, frame: int, obj_id: int, prompt: Prompts | None,
             parent: int | None = None) -> Iterator[Status | FrameLabels]:
     """Set (or, with ``prompt=None``, clear) the prompts of one object on one frame.
 
@@ -151,8 +161,9 @@ def save(session: TrackingSession, path: str, names: dict[int, str]) -> Iterator
     yield Saved(str(path), f"the prompts of {len(session.object_ids)} object(s)")
 
 
-def export(labels, path: str, axes: str) -> Iterator[Status | Saved]:
-    """``write_labels(path, labels, axes, overwrite=True)``: plane by plane, atomically."""
+def export(labels: Any, path: str, axes: str) -> Iterator[Status | Saved]:
+    """``write_labels(path, labels, axes, overwrite=True)``: plane by plane, atomically (``labels``: an
+    integer array-like with the axes ``axes``, e.g. the Labels layer's data)."""
     from ..engine.io.label_files import write_labels
 
     yield Status(f"Exporting the labels to {Path(path).name} …")
@@ -160,7 +171,7 @@ def export(labels, path: str, axes: str) -> Iterator[Status | Saved]:
     yield Saved(path, f"the labels ({axes}, {labels.dtype})")
 
 
-def replay(session: TrackingSession, annotation) -> Iterator[Status | FrameLabels]:
+def replay(session: TrackingSession, annotation: Annotation) -> Iterator[Status | FrameLabels]:
     """``session.reset()``, then the history of a prompt file, drawing every frame it changes."""
     session.reset()
     yield Status("Replaying the prompt file …")

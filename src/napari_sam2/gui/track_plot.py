@@ -7,10 +7,14 @@ confidence as it is); a legend names the lines and the doubtful-frame ticks.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from qtpy.QtCore import QPointF, QRectF, Qt, Signal
 from qtpy.QtGui import QColor, QPainter, QPainterPath, QPen
 from qtpy.QtWidgets import QSizePolicy, QWidget
+
+if TYPE_CHECKING:
+    from qtpy.QtGui import QMouseEvent, QPaintEvent
 
 AREA_COLOR = QColor(80, 170, 255)
 CONFIDENCE_COLOR = QColor(255, 170, 40)
@@ -85,7 +89,7 @@ class TrackPlot(QWidget):
         span = max(self.num_frames - 1, 1)
         return rect.left() + rect.width() * frame / span
 
-    def paintEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt's name)
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         rect = self._plot_rect()
@@ -151,7 +155,7 @@ class TrackPlot(QWidget):
                 p.drawEllipse(QPointF(self._x(frame, rect), rect.bottom() - rect.height() * min(max(value, 0), 1)),
                               1.5, 1.5)
 
-    def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt's name)
         rect = self._plot_rect()
         x = event.position().x() if hasattr(event, "position") else event.x()
         frac = (x - rect.left()) / max(rect.width(), 1.0)

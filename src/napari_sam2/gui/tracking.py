@@ -8,7 +8,9 @@ Every action ends in engine calls (:mod:`.tasks`): ``session.add_objects_from_la
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from napari.layers import Labels
@@ -18,9 +20,14 @@ from ..engine.prompts import MAX_OBJ_ID, label_prompts, seed_ids
 from ..engine.tracking.track_table import Doubt, doubtful_frames
 from ..errors import PromptError
 from . import tasks
-from .jobs import Job
+from .contracts import TrackingHost
+from .jobs import Job, Prepared
 from .layers import layer_transform, same_layer, unwrap
 from .stack import frame_axis_kind, frame_stack_shape, layer_coords
+
+if TYPE_CHECKING:
+    import napari
+    from napari.layers import Layer, Tracks
 
 TRACKS_NAME = "SAM2 tracks"
 
@@ -29,21 +36,37 @@ class Tracking:
     """Seeds, divisions, track table and doubtful frames of a :class:`~.controller.Sam2Controller`.
 
     Attributes:
-        parents: ``{daughter id: parent id}`` as marked in the widget (sent to the session with the
-            daughter's first prompt).
+        marked: ``{daughter id: parent id}`` as marked in the widget (*Divide…*, or a loaded prompt file).
+            The session owns the lineage (``session.lineage``), but it takes a link only with the daughter's
+            first prompt, and every rebind opens a new session: the marks are what is sent (again) with the
+            daughters' prompts, as the layers hold the prompts. What the lineage *is*: :attr:`parents`.
         stop_absent_after: propagation stops tracking an object after this many absent frames (None: never).
         rows: the last track table (``session.track_table()``).
         doubts: the doubtful frames of ``rows``.
         tracks: the napari Tracks layer of the lineage, once there is one.
     """
 
-    def __init__(self, host) -> None:
+    def __init__(self, host: TrackingHost) -> None:
         self.host = host
-        self.parents: dict[int, int] = {}
+        self.marked: dict[int, int] = {}
         self.stop_absent_after: int | None = None
         self.rows: list[dict] = []
         self.doubts: list[Doubt] = []
-        self.tracks = None
+        self.tracks: Tracks | None = None
+
+    @property
+    def parents(self) -> dict[int, int]:
+        """``{daughter id: parent id}``: the session's lineage, and the marks of daughters it does not have yet
+        (no prompt yet, or no session open)."""
+        session = self.host.session
+        if session is None:
+            return dict(self.marked)
+        known = set(session.object_ids)
+        return {**{c: p for c, p in self.marked.items() if c not in known}, **session.lineage}
+
+    def forget_object(self, obj_id: int) -> None:
+        """An object was deleted: its division marks go (as ``session.remove_object`` drops its links)."""
+        self.marked = {c: p for c, p in self.marked.items() if obj_id not in (c, p)}
 
     # ----------------------------------------------------------------- seeds
     def ids_in_use(self) -> set[int]:
@@ -52,13 +75,14 @@ class Tracking:
         host = self.host
         state = host.sync_state
         used = {k[1] for table in (state.prompts, state.applied, state.masks) for k in table}
-        used |= {r["obj_id"] for r in self.rows} | set(self.parents) | set(self.parents.values())
+        parents = self.parents
+        used |= {r["obj_id"] for r in self.rows} | set(parents) | set(parents.values())
         used |= {oid for oid, name in host.objects.items() if name != f"object {oid}"}
         if host.session is not None:
             used |= set(host.session.object_ids)
         return used
 
-    def seed_from_labels(self, layer) -> None:
+    def seed_from_labels(self, layer: Labels | None) -> None:
         """Every label of ``layer`` (a Labels layer, e.g. Cellpose's) on the frame in view becomes an object
         "label N" prompted with its mask, with the label value as its id where that id is free (an unused
         "object N" is taken over) and fits a label image; other labels get new ids after the largest in use
@@ -97,7 +121,8 @@ class Tracking:
         state = host.sync_state
         for label, p in by_label.items():
             oid = mapping[label]
-            state.masks[(frame, oid)] = p.mask  # as the engine will have them: the next sync sends nothing
+            if p.mask is not None:  # (always: label prompts are masks)
+                state.masks[(frame, oid)] = p.mask  # as the engine will have them: the next sync sends nothing
             state.applied[(frame, oid)] = p
             state.prompts[(frame, oid)] = p
             host.objects[oid] = f"label {label}"
@@ -114,14 +139,14 @@ class Tracking:
         if host.model is None and not any(j.kind == "load" for j in host.jobs()):
             host.load_model(*host.model_choice)
 
-        def prepare():
+        def prepare() -> Prepared:
             session = host.get_session()
             return None if session is None else (tasks.seed, (session, frame, prompts))
 
         host.runner.submit(Job(("seed", frame), "edit", prepare, self._seeded,
                                description=f"Making {len(prompts)} objects from '{layer.name}' on frame {frame}"))
 
-    def _seeded(self, value) -> None:
+    def _seeded(self, value: object) -> None:
         if isinstance(value, tasks.TrackTable):
             self.show_table(value.rows, value.lineage)
         else:
@@ -139,7 +164,7 @@ class Tracking:
         name = host.objects.get(parent, f"object {parent}")
         a = host.add_object(f"{name}.1")
         b = host.add_object(f"{name}.2")
-        self.parents[a] = self.parents[b] = parent
+        self.marked[a] = self.marked[b] = parent
         host.select_object(a)
         text = (f"Division of '{name}' on frame {host.current_frame()}: click (or box) daughter '{name}.1' now, "
                 f"then select '{name}.2' and click it.")
@@ -154,7 +179,7 @@ class Tracking:
         if host.closed:
             return
 
-        def prepare():
+        def prepare() -> Prepared:
             return None if host.session is None else (tasks.table, (host.session,))
 
         host.runner.submit(Job(("table",), "edit", prepare, self._seeded, description="Reading the track table"))
@@ -167,6 +192,7 @@ class Tracking:
         self._update_tracks(lineage)
 
     def object_rows(self, obj_id: int) -> list[dict]:
+        """The rows of ``obj_id`` in the last track table."""
         return [r for r in self.rows if r["obj_id"] == obj_id]
 
     def next_doubt(self, obj_id: int | None = None) -> Doubt | None:
@@ -217,27 +243,27 @@ class Tracking:
             self.tracks.graph = graph
 
     # -------------------------------------------------------------- exports
-    def export(self, csv_path) -> None:
+    def export(self, csv_path: str | os.PathLike[str]) -> None:
         """Write the track table to ``csv_path`` and the tracks in CTC format to ``<stem>_CTC/`` beside it."""
         host = self.host
         if host.session is None:
             show_warning("There are no tracks to export yet.")
             return
-        csv_path = Path(csv_path)
-        ctc = csv_path.with_name(f"{csv_path.stem}_CTC")
+        csv = Path(csv_path)
+        ctc = csv.with_name(f"{csv.stem}_CTC")
 
-        def prepare():
-            return None if host.session is None else (tasks.export_tracks, (host.session, str(csv_path), str(ctc)))
+        def prepare() -> Prepared:
+            return None if host.session is None else (tasks.export_tracks, (host.session, str(csv), str(ctc)))
 
         host.runner.submit(Job(("export-tracks",), "save", prepare, self._exported, description="Exporting tracks"))
 
-    def _exported(self, value) -> None:
+    def _exported(self, value: object) -> None:
         if isinstance(value, tasks.Saved):
             show_info(f"Saved {value.what} to {value.path}.")
         else:
             self.host.show(value)
 
 
-def labels_layers(viewer, exclude=None) -> list[Labels]:
+def labels_layers(viewer: napari.Viewer, exclude: Layer | None = None) -> list[Labels]:
     """The viewer's Labels layers, without ``exclude`` (the widget's own)."""
     return [layer for layer in viewer.layers if isinstance(layer, Labels) and not same_layer(layer, exclude)]

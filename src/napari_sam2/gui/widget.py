@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from napari.layers import Image
@@ -43,6 +44,8 @@ from .tracking import labels_layers
 
 if TYPE_CHECKING:
     import napari
+    from napari.utils.events import Event
+    from qtpy.QtGui import QShowEvent
 
 
 #: What a failed job's message is about, by job kind: the message clears when a job of the same step next
@@ -51,7 +54,7 @@ if TYPE_CHECKING:
 MESSAGE_STEPS = {"load": "model", "prompt": "segment", "propagate": "segment"}
 
 
-def _row(*widgets) -> QHBoxLayout:
+def _row(*widgets: QWidget) -> QHBoxLayout:
     row = QHBoxLayout()
     for w in widgets:
         row.addWidget(w)
@@ -64,10 +67,27 @@ class Sam2Widget(QWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = napari_viewer
-        self.controller = ctl = Sam2Controller(napari_viewer)
+        self.controller = Sam2Controller(napari_viewer)
         self._images: list[Image] = []
+        self._message_step: str | None = None  # the step the message is about (see MESSAGE_STEPS)
+        boxes = (self._image_box(), self._model_box(), self._objects_box(), self._prompts_box(),
+                 self._propagate_box(), self._tracking_box(), self._files_box())
+        self._lay_out(*boxes, self.reset_button, *self._status_lines())
+        self._connect_controls()
+        self._connect_controller()
+        events = napari_viewer.layers.events
+        for ev in (events.inserted, events.removed, events.moved):
+            ev.connect(self._refresh_images)
+        self._model_choice_changed()
+        self._refresh_images()
+        self._show_objects()
+        controller = self.controller
+        refresh, follow = self._refresh_images, self._plot_follow
+        self.destroyed.connect(lambda *_: _teardown(controller, napari_viewer, refresh, follow))
 
-        # image and axis
+    # ------------------------------------------------------------ building
+    def _image_box(self) -> QGroupBox:
+        """Image layer, frame axis and channel axis: ``image_combo``, ``axis_combo``, ``channel_combo``."""
         self.image_combo = QComboBox()
         self.axis_combo = QComboBox()
         self.axis_combo.setToolTip("The axis to propagate along (t or z); taken from the layer's axis labels")
@@ -82,16 +102,24 @@ class Sam2Widget(QWidget):
         form.addRow("Propagate along", self.axis_combo)
         form.addRow("Channels", self.channel_combo)
         form.addRow(self.geometry_label)
+        return image_box
 
+    def _model_box(self) -> QGroupBox:
+        """The ``model_picker``."""
         self.model_picker = ModelPicker()
         model_box = QGroupBox("Model")
         QVBoxLayout(model_box).addWidget(self.model_picker)
+        return model_box
 
+    def _objects_box(self) -> QGroupBox:
+        """The ``objects_list``."""
         self.objects_list = ObjectsList()
         objects_box = QGroupBox("Objects")
         QVBoxLayout(objects_box).addWidget(self.objects_list)
+        return objects_box
 
-        # prompts
+    def _prompts_box(self) -> QGroupBox:
+        """Polarity (``positive_button``, ``negative_button``), ``mask_button``, ``clear_button``."""
         self.positive_button = QRadioButton("● positive")
         self.negative_button = QRadioButton("✕ negative")
         self.positive_button.setChecked(True)
@@ -114,8 +142,11 @@ class Sam2Widget(QWidget):
         box.addLayout(_row(QLabel("Next points:"), self.positive_button, self.negative_button))
         box.addWidget(hint)
         box.addLayout(_row(self.mask_button, self.clear_button))
+        return prompts_box
 
-        # propagation
+    def _propagate_box(self) -> QGroupBox:
+        """Direction buttons, frame range (``first_spin``, ``last_spin``), ``follow_check``, ``absent_spin``,
+        ``cancel_button``."""
         self.backward_button = QPushButton("◀ Backward")
         self.both_button = QPushButton("◀ Both ▶")
         self.forward_button = QPushButton("Forward ▶")
@@ -139,8 +170,11 @@ class Sam2Widget(QWidget):
         box.addLayout(_row(QLabel("frames"), self.first_spin, QLabel("to"), self.last_spin))
         box.addLayout(_row(self.follow_check, QLabel("stop after"), self.absent_spin))
         box.addWidget(self.cancel_button)
+        return prop_box
 
-        # tracking
+    def _tracking_box(self) -> QGroupBox:
+        """Seeds (``seed_combo``, ``seed_button``), ``divide_button``, ``doubt_button``, ``region_button``,
+        ``track_plot``; the box is ``track_box``."""
         self.seed_combo = QComboBox()
         self.seed_combo.setToolTip("A labels layer (e.g. Cellpose or StarDist output)")
         self.seed_button = QPushButton("Objects from labels")
@@ -159,8 +193,11 @@ class Sam2Widget(QWidget):
         box.addLayout(_row(self.seed_combo, self.seed_button))
         box.addLayout(_row(self.divide_button, self.doubt_button, self.region_button))
         box.addWidget(self.track_plot)
+        return track_box
 
-        # files
+    def _files_box(self) -> QGroupBox:
+        """``save_button``, ``load_button``, ``export_button``, ``export_tracks_button`` (and ``reset_button``,
+        laid out below the boxes)."""
         self.save_button = QPushButton("Save prompts…")
         self.save_button.setToolTip("Write what was done (prompts, propagations, corrections) as a JSON file "
                                     "that replays to these labels")
@@ -178,7 +215,11 @@ class Sam2Widget(QWidget):
         box = QVBoxLayout(files_box)
         box.addLayout(_row(self.save_button, self.load_button))
         box.addLayout(_row(self.export_button, self.export_tracks_button))
+        return files_box
 
+    def _status_lines(self) -> tuple[QWidget, ...]:
+        """``busy_bar``, ``status_label`` and ``message_label`` (the full text of the last warning or error:
+        napari's toasts are short-lived and cut long text)."""
         self.busy_bar = QProgressBar()
         self.busy_bar.setRange(0, 0)
         self.busy_bar.setMaximumHeight(8)
@@ -186,30 +227,19 @@ class Sam2Widget(QWidget):
         self.busy_bar.hide()
         self.status_label = QLabel("idle")
         self.status_label.setWordWrap(True)
-        # the full text of the last warning or error (napari's toasts are short-lived and cut long text)
         self.message_label = QLabel("")
         self.message_label.setWordWrap(True)
         self.message_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.message_label.hide()
-        self._message_step: str | None = None  # the step the message is about (see MESSAGE_STEPS)
+        return self.busy_bar, self.status_label, self.message_label
 
+    def _lay_out(self, *parts: QWidget) -> None:
+        """``parts`` one below the other in a scroll area (``scroll``): the dock may be shorter than the widget."""
         # wide enough for the dock's title, "SAM 2 tracking (napari-sam2)", in full
         self.setMinimumWidth(self.fontMetrics().horizontalAdvance("SAM 2 tracking (napari-sam2)") + 120)
-        content = QWidget()  # in a scroll area: the dock may be shorter than the widget
+        content = QWidget()
         layout = QVBoxLayout(content)
-        for w in (
-            image_box,
-            model_box,
-            objects_box,
-            prompts_box,
-            prop_box,
-            track_box,
-            files_box,
-            self.reset_button,
-            self.busy_bar,
-            self.status_label,
-            self.message_label,
-        ):
+        for w in parts:
             layout.addWidget(w)
         layout.addStretch(1)
         scroll = QScrollArea()
@@ -222,7 +252,9 @@ class Sam2Widget(QWidget):
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
 
-        # wiring
+    def _connect_controls(self) -> None:
+        """The controls call the controller's public methods (its facade), never its parts."""
+        ctl = self.controller
         self._objects_timer = QTimer(self, singleShot=True, interval=0)
         self._objects_timer.timeout.connect(self._show_objects)
         self.image_combo.currentIndexChanged.connect(self._image_chosen)
@@ -248,17 +280,20 @@ class Sam2Widget(QWidget):
         self.load_button.clicked.connect(self._load_clicked)
         self.export_button.clicked.connect(self._export_clicked)
         self.export_tracks_button.clicked.connect(self._export_tracks_clicked)
-        self.absent_spin.valueChanged.connect(
-            lambda n: setattr(ctl.tracking, "stop_absent_after", int(n) or None))
+        self.absent_spin.valueChanged.connect(lambda n: setattr(ctl, "stop_absent_after", n))
         self.seed_button.clicked.connect(self._seed_clicked)
-        self.divide_button.clicked.connect(lambda: ctl.tracking.divide())
-        self.region_button.clicked.connect(lambda: ctl.region.start())
-        self.doubt_button.clicked.connect(lambda: ctl.tracking.next_doubt())
+        self.divide_button.clicked.connect(lambda: ctl.divide())
+        self.region_button.clicked.connect(lambda: ctl.start_region())
+        self.doubt_button.clicked.connect(lambda: ctl.next_doubt())
         self.track_plot.frame_clicked.connect(ctl.go_to_frame)
+        self.reset_button.clicked.connect(ctl.rebind)
+        self.viewer.dims.events.current_step.connect(self._plot_follow)
+
+    def _connect_controller(self) -> None:
+        """The controller's signals update the widget."""
+        ctl = self.controller
         ctl.table_changed.connect(self._show_plot)
         ctl.objects_changed.connect(self._show_plot)
-        napari_viewer.dims.events.current_step.connect(self._plot_follow)
-        self.reset_button.clicked.connect(ctl.rebind)
         ctl.status.connect(self._show_status)
         ctl.message.connect(self._show_message)
         ctl.message_step.connect(self._message_is_about)
@@ -269,18 +304,8 @@ class Sam2Widget(QWidget):
         ctl.geometry_changed.connect(self._geometry_changed)
         ctl.model_changed.connect(self.model_picker.show_loaded)
 
-        events = napari_viewer.layers.events
-        for ev in (events.inserted, events.removed, events.moved):
-            ev.connect(self._refresh_images)
-        self._model_choice_changed()
-        self._refresh_images()
-        self._show_objects()
-        controller = self.controller
-        refresh, follow = self._refresh_images, self._plot_follow
-        self.destroyed.connect(lambda *_: _teardown(controller, napari_viewer, refresh, follow))
-
     # ---------------------------------------------------------------- image
-    def _refresh_images(self, event=None) -> None:
+    def _refresh_images(self, event: Event | None = None) -> None:
         """Keep the image picker in step with the viewer's Image layers (and their names)."""
         if self.controller.viewer is None:
             return
@@ -310,7 +335,8 @@ class Sam2Widget(QWidget):
         if layer is not None and candidate_axes(layer):
             for ax in candidate_axes(layer):
                 self.axis_combo.addItem(axis_item(layer, ax), ax)
-            self.axis_combo.setCurrentIndex(candidate_axes(layer).index(default_axis(layer)))
+            axis = default_axis(layer)  # (one of the candidates: there are some)
+            self.axis_combo.setCurrentIndex(candidate_axes(layer).index(axis) if axis is not None else 0)
             self.axis_combo.setEnabled(True)
         else:
             self.axis_combo.addItem("— (2-D image)", None)
@@ -320,7 +346,7 @@ class Sam2Widget(QWidget):
         self._fill_channels(layer, self.controller.axis_choice)
         self.controller.set_image(layer)
 
-    def _fill_channels(self, layer, axis: int | None, choice=AUTO) -> None:
+    def _fill_channels(self, layer: Image | None, axis: int | None, choice: int | str | None = AUTO) -> None:
         """The channel choices of ``layer`` propagated along ``axis``; ``choice`` (AUTO: the default) selected."""
         combo = self.channel_combo
         combo.blockSignals(True)
@@ -375,7 +401,7 @@ class Sam2Widget(QWidget):
             spin.setValue(value)
 
     # ----------------------------------------------------------- the rest
-    def _model_choice_changed(self, *_) -> None:
+    def _model_choice_changed(self, *_: object) -> None:
         self.controller.model_choice = self.model_picker.choice()
 
     def _show_objects(self) -> None:
@@ -436,19 +462,18 @@ class Sam2Widget(QWidget):
     def _seed_clicked(self) -> None:
         i = self.seed_combo.currentIndex()
         layers = getattr(self, "_labels_layers", [])
-        self.controller.tracking.seed_from_labels(layers[i] if 0 <= i < len(layers) else None)
+        self.controller.seed_from_labels(layers[i] if 0 <= i < len(layers) else None)
 
     def _show_plot(self) -> None:
         ctl = self.controller
         if ctl.viewer is None:
             return
         geo = ctl.geometry
-        obj = ctl.current_obj
-        doubts = [d.frame for d in ctl.tracking.doubts if d.obj_id == obj]
-        self.track_plot.show_rows(ctl.tracking.object_rows(obj), 1 if geo is None else geo.num_frames, doubts,
+        rows, doubts = ctl.track_of(ctl.current_obj)
+        self.track_plot.show_rows(rows, 1 if geo is None else geo.num_frames, doubts,
                                   ctl.current_frame() if geo is not None else 0)
 
-    def _plot_follow(self, event=None) -> None:
+    def _plot_follow(self, event: Event | None = None) -> None:
         ctl = self.controller
         if ctl.viewer is not None and ctl.geometry is not None and ctl.image is not None:
             self.track_plot.set_current(ctl.current_frame())
@@ -458,7 +483,7 @@ class Sam2Widget(QWidget):
         need = self.scroll.widget().minimumSizeHint().width() + self.scroll.verticalScrollBar().sizeHint().width()
         self.setMinimumWidth(max(self.minimumWidth(), need + 8))
 
-    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt's name)
         super().showEvent(event)
         self._fit_width()
 
@@ -469,7 +494,7 @@ class Sam2Widget(QWidget):
     def _export_tracks_clicked(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export SAM 2 tracks", "tracks.csv", "CSV (*.csv)")
         if path:
-            self.controller.tracking.export(path)
+            self.controller.export_tracks(path)
 
     def _export_clicked(self) -> None:
         filters = "OME-TIFF (*.ome.tif);;OME-Zarr (*.ome.zarr);;TIFF (*.tif);;zarr (*.zarr);;NumPy (*.npy)"
@@ -477,14 +502,15 @@ class Sam2Widget(QWidget):
         if path:
             self.controller.export_labels(path)
 
-    def event(self, event) -> bool:
+    def event(self, event: QEvent) -> bool:
         # napari's "remove dock widget" (the dock's close button) un-parents the widget: stop the work.
         if event.type() == QEvent.Type.ParentChange and self.parent() is None:
             _teardown(self.controller, self.viewer, self._refresh_images, self._plot_follow)
         return super().event(event)
 
 
-def _teardown(controller: Sam2Controller, viewer, refresh, follow) -> None:
+def _teardown(controller: Sam2Controller, viewer: napari.Viewer, refresh: Callable[..., None],
+              follow: Callable[..., None]) -> None:
     """Stop jobs and disconnect from the viewer (safe to call twice, also after Qt deleted the widget)."""
     if controller.viewer is None:
         return

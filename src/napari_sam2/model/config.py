@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -139,21 +140,25 @@ class Sam2Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> Sam2Config:
+    def from_dict(cls, data: dict[str, Any]) -> Sam2Config:
         data = dict(data)
-        hiera = data.pop("hiera", {})
-        subs = {}
+        hiera: dict[str, Any] = data.pop("hiera", {})
+        subs: dict[str, Any] = {}
         for key, sub_cls in (("repvit", RepViTConfig), ("perceiver", PerceiverConfig)):
             sub = data.pop(key, None)
             if sub is not None:
-                subs[key] = sub_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in sub.items()})
+                subs[key] = sub_cls(**_lists_as_tuples(sub))
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown SAM 2 config fields: {sorted(unknown)}")
-        hiera_cfg = HieraConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in hiera.items()})
-        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(hiera=hiera_cfg, **subs, **data)
+        return cls(hiera=HieraConfig(**_lists_as_tuples(hiera)), **subs, **_lists_as_tuples(data))
+
+
+
+def _lists_as_tuples(fields: dict[str, Any]) -> dict[str, Any]:
+    """Config fields read from JSON: lists back to the tuples the dataclasses hold."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
 
 
 _TRUNKS = {

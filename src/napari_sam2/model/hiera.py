@@ -8,6 +8,8 @@ globally. Tensors inside the trunk are channels-last: (B, H, W, C).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -100,7 +102,7 @@ class HieraBlock(nn.Module):
             out = self.attn(windows)
             # pooled queries shrink every window by the query stride
             win_out = self.window // self.q_stride[0] if self.q_stride else self.window
-            hw = shortcut.shape[1:3]
+            hw = (int(shortcut.shape[1]), int(shortcut.shape[2]))
             padded = (hw[0] + (-hw[0] % win_out), hw[1] + (-hw[1] % win_out))
             out = from_windows(out, win_out, padded, hw)
         else:
@@ -150,7 +152,7 @@ class Hiera(nn.Module):
                 dim_out = int(dim * cfg.dim_mul)
                 heads = int(heads * cfg.head_mul)
                 stage += 1
-            q_stride = tuple(cfg.q_stride) if i in pool_blocks else None
+            q_stride = (cfg.q_stride[0], cfg.q_stride[1]) if i in pool_blocks else None
             blocks.append(HieraBlock(dim, dim_out, heads, window, q_stride))
             dim = dim_out
         self.blocks = nn.ModuleList(blocks)
@@ -173,7 +175,7 @@ class Hiera(nn.Module):
             self._position_cache = {"key": key, "value": pos.clone()}
         return self._position_cache["value"]
 
-    def _load_from_state_dict(self, *args, **kwargs):
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
         self._position_cache = {}  # new weights, new position embedding
         return super()._load_from_state_dict(*args, **kwargs)
 

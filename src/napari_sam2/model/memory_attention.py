@@ -18,6 +18,8 @@ entries.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -169,8 +171,16 @@ class MemoryAttentionLayer(nn.Module):
         Returns:
             (B, HW, d_model).
         """
+        return self.attend_memory(self.attend_self(x), memory, memory_pos, num_obj_ptr_tokens)
+
+    def attend_self(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, HW, d_model) -> the same after the self-attention block (no memory involved)."""
         h = self.norm1(x)
-        x = x + self.self_attn(h, h, h)
+        return x + self.self_attn(h, h, h)
+
+    def attend_memory(self, x: torch.Tensor, memory: torch.Tensor, memory_pos: torch.Tensor,
+                      num_obj_ptr_tokens: int = 0) -> torch.Tensor:
+        """The cross-attention and feed-forward blocks (arguments as in :meth:`forward`)."""
         h = self.norm2(x)
         x = x + self.cross_attn_image(h, memory + memory_pos, memory, num_obj_ptr_tokens)
         h = self.norm3(x)
@@ -215,6 +225,7 @@ class MemoryAttention(nn.Module):
         memory: torch.Tensor,
         memory_pos: torch.Tensor,
         num_obj_ptr_tokens: int = 0,
+        start: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Condition current-frame tokens on the memory bank. Sequence-first tensors.
 
@@ -230,17 +241,29 @@ class MemoryAttention(nn.Module):
             memory_pos: (M, B, mem_dim) position encodings of the memory
                 (spatial + temporal), cast like ``memory``.
             num_obj_ptr_tokens: number of trailing memory tokens without RoPE.
+            start: :meth:`shared_start` of ``curr`` and ``curr_pos`` (batch 1), when the caller
+                already has it -- then ``curr`` only gives the batch size and dtype.
         Returns:
             (HW, B, d_model) memory-conditioned features.
         """
         if curr.shape[1] != memory.shape[1]:
             raise ValueError("curr and memory must have the same batch size")
-        memory = memory.to(curr.dtype)
-        memory_pos = memory_pos.to(curr.dtype)
-        x = curr if curr_pos is None else curr + 0.1 * curr_pos
-        x = x.transpose(0, 1)
-        memory = memory.transpose(0, 1)
-        memory_pos = memory_pos.transpose(0, 1)
-        for layer in self.layers:
+        memory = memory.to(curr.dtype).transpose(0, 1)
+        memory_pos = memory_pos.to(curr.dtype).transpose(0, 1)
+        first = cast(MemoryAttentionLayer, self.layers[0])
+        if start is None:
+            x = curr if curr_pos is None else curr + 0.1 * curr_pos
+            x = first.attend_self(x.transpose(0, 1))
+        else:
+            x = start.expand(curr.shape[1], -1, -1)
+        x = first.attend_memory(x, memory, memory_pos, num_obj_ptr_tokens)
+        for layer in self.layers[1:]:
             x = layer(x, memory, memory_pos, num_obj_ptr_tokens)
         return self.norm(x).transpose(0, 1)
+
+    def shared_start(self, curr: torch.Tensor, curr_pos: torch.Tensor | None) -> torch.Tensor:
+        """What every object of a frame computes alike: the input tokens (+ 0.1x their positions)
+        through the first layer's self-attention. (HW, B, d_model) in -> (1, HW, d_model) batch-first,
+        from the first batch entry: for callers whose batch is one frame's objects."""
+        x = curr[:, :1] if curr_pos is None else curr[:, :1] + 0.1 * curr_pos[:, :1]
+        return cast(MemoryAttentionLayer, self.layers[0]).attend_self(x.transpose(0, 1))

@@ -29,7 +29,7 @@ class SineGridEncoding(nn.Module):
         super().__init__()
         if dim % 2:
             raise ValueError("position encoding width must be even")
-        self.half = dim // 2
+        self.half_dim = dim // 2  # (not `half`: that is nn.Module.half())
         self.temperature = temperature
         self._cache: dict[tuple, torch.Tensor] = {}
 
@@ -42,8 +42,8 @@ class SineGridEncoding(nn.Module):
             cols = torch.arange(1, w + 1, dtype=torch.float32, device=device)
             rows = rows / (rows[-1] + eps) * scale
             cols = cols / (cols[-1] + eps) * scale
-            enc_r = _sin_cos_interleaved(rows, self.half, self.temperature)  # (H, half)
-            enc_c = _sin_cos_interleaved(cols, self.half, self.temperature)  # (W, half)
+            enc_r = _sin_cos_interleaved(rows, self.half_dim, self.temperature)  # (H, half)
+            enc_c = _sin_cos_interleaved(cols, self.half_dim, self.temperature)  # (W, half)
             pe = torch.cat(
                 (enc_r[:, None, :].expand(h, w, -1), enc_c[None, :, :].expand(h, w, -1)), dim=-1
             )
@@ -61,6 +61,8 @@ class RandomFourierEncoding(nn.Module):
     The (2, dim/2) matrix is a buffer stored in the checkpoints. Coordinates
     are (x, y) in [0, 1]; output is sin then cos, dim channels.
     """
+
+    positional_encoding_gaussian_matrix: torch.Tensor  # (2, dim / 2) buffer
 
     def __init__(self, half_dim: int) -> None:
         super().__init__()

@@ -7,6 +7,8 @@ Coordinates here are in the model's input frame: (x, y) pixels of the
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -60,7 +62,7 @@ class PromptEncoder(nn.Module):
         is_pad = (labels == PAD_LABEL)[..., None]
         emb = torch.where(is_pad, torch.zeros_like(emb) + self.not_a_point_embed.weight, emb)
         for value, table in enumerate(self.point_embeddings):
-            emb = torch.where((labels == value)[..., None], emb + table.weight, emb)
+            emb = torch.where((labels == value)[..., None], emb + cast(nn.Embedding, table).weight, emb)
         return emb
 
     def forward(

@@ -9,8 +9,13 @@ Stages 2-4 open with a downsampling unit: one block, a stride-2 depth-wise
 convolution, a 1x1 widening and a residual channel mixer.
 
 Every convolution but the squeeze-excite ones is followed by a BatchNorm in
-inference mode (running statistics), kept unfolded so that the checkpoint's
-``c``/``bn`` entries load as they are. Parameter names follow EdgeTAM's
+inference mode (running statistics). The modules keep the checkpoint's
+``c``/``bn`` entries as they are; each forward folds the BatchNorm into its
+convolution (and the token mixer's three branches into one depth-wise
+convolution), so the network runs one convolution where the checkpoint
+describes up to three convolutions, two BatchNorms and two additions. The
+folded weights are computed in float32 (a few thousand numbers per layer,
+negligible next to the convolutions) and cast to the layer's dtype. Parameter names follow EdgeTAM's
 ``image_encoder.trunk.body.*`` entries (timm's feature-extraction layout:
 ``stem``, ``stages_0`` ... ``stages_3``).
 """
@@ -31,6 +36,14 @@ def se_width(channels: int, ratio: float, divisor: int = 8) -> int:
     return max(divisor, int(target + divisor / 2) // divisor * divisor)
 
 
+def _like_input(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A folded (cout, cin/groups, k, k) weight in ``x``'s dtype and, for a channels-last ``x``, memory
+    layout (oneDNN then runs the convolution without reordering the weight)."""
+    if x.is_contiguous(memory_format=torch.channels_last):
+        return weight.to(x.dtype, memory_format=torch.channels_last)
+    return weight.to(x.dtype)
+
+
 class ConvBN(nn.Module):
     """Bias-free convolution ``c`` followed by BatchNorm ``bn`` (inference statistics)."""
 
@@ -39,13 +52,26 @@ class ConvBN(nn.Module):
         self.c = nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(cout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def folded(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """float32 (weight (cout, cin/groups, k, k), bias (cout,)) of the convolution with the BatchNorm
+        folded in: ``bn(c(x)) = conv(x, w * s) + (beta - mean * s)`` with ``s = gamma / sqrt(var + eps)``."""
         bn = self.bn
-        return F.batch_norm(self.c(x), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+        mean, var = bn.running_mean, bn.running_var
+        if mean is None or var is None:  # (BatchNorm2d always tracks them here)
+            raise RuntimeError("RepViT BatchNorm without running statistics")
+        scale = bn.weight.float() * torch.rsqrt(var.float() + bn.eps)
+        weight = self.c.weight.float() * scale[:, None, None, None]
+        return weight, bn.bias.float() - mean.float() * scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight, bias = self.folded()
+        c = self.c
+        return F.conv2d(x, _like_input(weight, x), bias.to(x.dtype), c.stride, c.padding, c.dilation, c.groups)
 
 
 class SpatialMixer(nn.Module):
-    """Depth-wise k x k conv + depth-wise 1x1 conv + identity (``token_mixer``)."""
+    """Depth-wise k x k conv + depth-wise 1x1 conv + identity (``token_mixer``), run as one
+    depth-wise k x k convolution: the 1x1 kernel and the identity add to the k x k kernel's centre."""
 
     def __init__(self, dim: int, kernel: int) -> None:
         super().__init__()
@@ -53,7 +79,13 @@ class SpatialMixer(nn.Module):
         self.conv1 = ConvBN(dim, dim, 1, groups=dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x) + self.conv1(x) + x
+        weight, bias = self.conv.folded()  # (dim, 1, k, k)
+        weight_1, bias_1 = self.conv1.folded()  # (dim, 1, 1, 1)
+        centre = weight.shape[-1] // 2
+        weight = weight.clone()
+        weight[:, :, centre, centre] += weight_1[:, :, 0, 0] + 1.0  # + the identity
+        c = self.conv.c
+        return F.conv2d(x, _like_input(weight, x), (bias + bias_1).to(x.dtype), 1, c.padding, 1, c.groups)
 
 
 class ChannelMixer(nn.Module):
@@ -161,17 +193,15 @@ class RepViT(nn.Module):
     def __init__(self, cfg: RepViTConfig) -> None:
         super().__init__()
         self.body = _Body(cfg)
-        # weights channels-last too (a checkpoint loaded later is copied into them, keeping the layout): ~10 %
-        self.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         body = self.body
         # Channels-last: oneDNN's depth-wise and 1x1 convolutions run without layout copies (measured 2.1x
-        # faster in bfloat16 on a 2-core Sapphire Rapids VM at 1024^2: 0.31 -> 0.14 s). The maps go back to
-        # the usual layout for the neck and the stored embeddings.
+        # faster in bfloat16 on a 2-core Sapphire Rapids VM at 1024^2: 0.31 -> 0.14 s). The maps stay
+        # channels-last: the neck's 1x1 convolutions take them as they are.
         x = body.stem(images.contiguous(memory_format=torch.channels_last))
         outs = []
         for i in range(body.num_stages):
             x = getattr(body, f"stages_{i}")(x)
-            outs.append(x.contiguous())
+            outs.append(x)
         return outs

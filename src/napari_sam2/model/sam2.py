@@ -8,6 +8,7 @@ conventions and state across frames belong to :mod:`napari_sam2.engine`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -44,7 +45,7 @@ class ImageEmbedding:
 
     def to(self, device: torch.device | str) -> ImageEmbedding:
         return ImageEmbedding(
-            self.embed.to(device), self.pos.to(device), tuple(t.to(device) for t in self.high_res)
+            self.embed.to(device), self.pos.to(device), (self.high_res[0].to(device), self.high_res[1].to(device))
         )
 
     @property
@@ -88,6 +89,8 @@ class Sam2Model(nn.Module):
         # EdgeTAM: memories compressed to perceiver tokens (None for SAM 2)
         self.spatial_perceiver = SpatialPerceiver(cfg.perceiver) if cfg.perceiver is not None else None
         self._positions: dict[tuple, torch.Tensor] = {}
+        #: (embedding, memory dtype, start) of the last frame through memory attention (see frame_start)
+        self._frame_start: tuple[torch.Tensor, torch.dtype, torch.Tensor] | None = None
 
     @property
     def device(self) -> torch.device:
@@ -126,6 +129,16 @@ class Sam2Model(nn.Module):
             self.spatial_perceiver.to(memory or dtype)
         return self
 
+    def frame_start(self, embed: torch.Tensor, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The memory-free start of memory attention for the frame whose (1, C, G, G) embedding is ``embed``
+        (:meth:`MemoryAttention.shared_start`), computed once for all the frame's objects: the last
+        frame's is kept, keyed by the embedding tensor itself and the memory dtype."""
+        key = (embed, self.memory_dtype)
+        cached = self._frame_start
+        if cached is None or cached[0] is not embed or cached[1] != self.memory_dtype:
+            self._frame_start = cached = (*key, compute())
+        return cached[2]
+
     def shared_position(self, pos: torch.Tensor) -> torch.Tensor:
         """One copy of the (B, C, G, G) position grid per shape, dtype and device, shared by every
         embedding (a cached frame then holds only its own features)."""
@@ -153,14 +166,14 @@ class Sam2Model(nn.Module):
         The embedding is kept in :attr:`compute_dtype`; the decoder's two
         stride-4/8 projections run in :attr:`dtype` and are stored likewise.
         """
-        feats = self.image_encoder(images.to(self.compute_dtype))
         dec = self.sam_mask_decoder
-        s0, s1 = (dec.conv_s0(feats.levels[0].to(self.dtype)), dec.conv_s1(feats.levels[1].to(self.dtype)))
+        feats = self.image_encoder(images.to(self.compute_dtype), fine_projections=(dec.conv_s0, dec.conv_s1))
+        s0, s1 = feats.levels[0], feats.levels[1]
         # one memory layout (row-major NCHW) whatever the kernels returned, so that an
         # embedding read back from disk gives bit-identical results downstream
         return ImageEmbedding(
             embed=feats.levels[2].contiguous(),
-            pos=self.shared_position(feats.positions[2]),
+            pos=self.shared_position(feats.position),
             high_res=(s0.to(self.compute_dtype).contiguous(), s1.to(self.compute_dtype).contiguous()),
         )
 

@@ -128,6 +128,7 @@ def condition_on_memory(
         memory=torch.cat([t for t, _, _ in parts], dim=1),
         memory_pos=torch.cat([p for _, p, _ in parts], dim=1),
         num_obj_ptr_tokens=parts[0][2],
+        start=net.frame_start(emb.embed, lambda: net.memory_attention.shared_start(curr, curr_pos)),
     )
     return out.permute(1, 2, 0).reshape(b, c, g, g).to(net.dtype)
 

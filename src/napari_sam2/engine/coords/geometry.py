@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from ...errors import ImageDataError, plural
 
@@ -172,23 +173,23 @@ class StackGeometry:
             key[self.label_axis] = int(frame)
         return tuple(key)
 
-    def frame_of(self, coord) -> int | None:
+    def frame_of(self, coord: npt.ArrayLike) -> int | None:
         """The frame of a point given in label-space coordinates (e.g. a napari layer's data), or None
         when it lies in another plane or outside the stack."""
         c = np.asarray(coord, float)
-        if any(round(c[a]) != i for a, i in self.label_fixed.items()):
+        if any(round(float(c[a])) != i for a, i in self.label_fixed.items()):
             return None
         if self.axis is None:
             return 0
-        frame = int(round(c[self.label_axis]))
+        frame = int(round(float(c[self.label_axis])))
         return frame if 0 <= frame < self.num_frames else None
 
-    def rc(self, coords) -> np.ndarray:
+    def rc(self, coords: npt.ArrayLike) -> np.ndarray:
         """(N, 2) (row, col) of (N, label_ndim) label-space coordinates."""
         c = np.asarray(coords, float).reshape(-1, self.label_ndim)
         return c[:, [self._label_axis(a) for a in self.spatial_axes]]
 
-    def coords(self, frame: int, rc) -> np.ndarray:
+    def coords(self, frame: int, rc: npt.ArrayLike) -> np.ndarray:
         """(N, label_ndim) label-space coordinates of (row, col) positions ``rc`` on ``frame``."""
         rc = np.asarray(rc, float).reshape(-1, 2)
         out = np.zeros((len(rc), self.label_ndim))

@@ -7,6 +7,8 @@ resolution; the caller works in full-frame coordinates.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from ...errors import ImageDataError, PromptError
@@ -17,7 +19,7 @@ from ..prompts import Prompts, make_prompts
 OUTSIDE_LOGIT = NO_OBJECT_LOGIT
 
 
-def check_roi(roi, frame_hw: tuple[int, int]) -> tuple[int, int, int, int]:
+def check_roi(roi: Sequence[int], frame_hw: tuple[int, int]) -> tuple[int, int, int, int]:
     """A region (row0, col0, row1, col1) as integers inside an (H, W) frame, with at least 8 x 8 pixels."""
     try:
         r0, c0, r1, c1 = (int(round(float(v))) for v in roi)

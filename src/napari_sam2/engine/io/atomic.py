@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ...errors import NapariSam2Error, OutputError, WriteError
+
 #: ``progress(done, total)``, called by writers after each plane or frame.
 Progress = Callable[[int, int], Any]
 
@@ -47,6 +49,13 @@ def move_into_place(tmp: Path, path: Path, ext: str = "") -> None:
     remove(backup)
 
 
+def require_parent(path: Path, what: str = "path") -> None:
+    """OutputError unless the folder that ``path`` goes into exists; ``what`` ("path", "folder") names the
+    output in the message. Writers call it before computing anything."""
+    if not path.parent.is_dir():
+        raise OutputError(f"The folder {path.parent} does not exist; create it or choose another output {what}.")
+
+
 def remove(path: Path) -> None:
     """Delete a file or folder if it is there; never raises (used while cleaning up)."""
     try:
@@ -62,11 +71,19 @@ def remove(path: Path) -> None:
 def staged(path: Path, ext: str = "") -> Iterator[Path]:
     """Yield a hidden temporary name next to ``path`` to write the output to; when the block ends without an
     error the output is moved into place (:func:`move_into_place`), otherwise it is removed and the error
-    re-raised. A check that must pass before replacing ``path`` goes at the end of the block."""
+    re-raised; an ``OSError`` (full disk, no permission, name too long) as :class:`~napari_sam2.errors.WriteError`
+    that names ``path`` and keeps the system's message. A check that must pass before replacing ``path`` goes at
+    the end of the block."""
     tmp = sibling(path, "partial", ext)
     try:
         yield tmp
         move_into_place(tmp, path, ext)
+    except OSError as exc:
+        remove(tmp)
+        if isinstance(exc, NapariSam2Error):
+            raise
+        raise WriteError(f"Cannot write {path} ({exc.strerror or exc}); check the free space and permissions of "
+                         f"{path.parent}, or choose another output path. Nothing was written.") from exc
     except BaseException:
         remove(tmp)
         raise

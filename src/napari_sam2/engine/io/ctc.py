@@ -1,4 +1,4 @@
-"""Export a tracked label stack as a Cell Tracking Challenge (CTC) result folder or as a GEFF graph.
+"""Export a tracked label stack as a Cell Tracking Challenge (CTC) result folder.
 
 :func:`write_ctc` turns a (T, row, col) -- or (T, Z, row, col) -- label stack plus a ``{child: parent}``
 lineage into the CTC "RES" layout::
@@ -30,14 +30,8 @@ is written before the lineage and the label range are checked. The export goes t
 (``.<name>.partial-<random>``) that is renamed to ``folder`` only once complete, as the label writers in
 :mod:`napari_sam2.engine.io.label_files` do.
 
-:func:`write_geff` writes the same tracking result as a graph in the GEFF format (graph exchange file format,
-spec 1.1: a zarr v2 group with ``nodes/ids``, ``nodes/props/<name>/values``, ``edges/ids`` and the metadata
-under the ``geff`` attribute). It is written with zarr alone -- the ``geff`` package is not needed to write, the
-tests check the output with geff's own validator and reader. One node per object and frame, with the node
-properties ``t``, (``z``,) ``y``, ``x`` (centroid, pixels), ``area`` (pixel/voxel count), ``label`` (object id)
-and ``lineage_id`` (the object id at the root of the object's lineage, declared as geff's lineage property).
-Edges join each object's successive appearances (across a gap too: no relabelling is needed in a graph) and a
-parent's last node to each child's first node.
+The checks and the frame-by-frame reading are shared with the GEFF export (:mod:`.geff`) in
+:mod:`.label_scan`.
 """
 
 from __future__ import annotations
@@ -50,24 +44,26 @@ from typing import Any
 
 import numpy as np
 import tifffile
-import zarr
 
-from ...errors import OutputError
-from ..storage.zarr_format import ZARR_V2
+from ...errors import LabelFormatError
 from .atomic import Counter, Progress, staged
+from .label_scan import (
+    Runs,
+    check_lineage,
+    check_non_negative,
+    check_stack,
+    check_target,
+    normalise_parents,
+    read_frame,
+    record_presence,
+    refuse_occupied,
+)
 
 #: Name of the track file in a CTC result folder.
 TRACK_FILE = "res_track.txt"
 
 #: Largest label a CTC mask (uint16) can hold.
 MAX_CTC_LABEL = int(np.iinfo(np.uint16).max)
-
-#: GEFF spec version :func:`write_geff` writes (checked against geff-spec 1.1 in the tests).
-GEFF_VERSION = "1.1"
-
-Runs = dict[int, list[list[int]]]  # object id -> [[first frame, last frame], ...] in time order
-
-_SPACE_AXES = ("z", "y", "x")
 
 
 @dataclass(frozen=True)
@@ -122,96 +118,26 @@ def write_ctc(
 
     Raises:
         OutputError: the parent folder is missing, or ``folder`` exists, is not empty and ``overwrite`` is False.
-        ValueError: ``labels`` is not a 3-D/4-D integer stack, holds negative values or ids above 65535 (also
-            after splitting gaps into new labels), or the lineage names a parent that never appears or that is
-            still present when its child starts. Nothing is written in these cases; any error while writing
-            removes the temporary folder and is re-raised.
+        LabelFormatError (a ValueError): ``labels`` is not a 3-D/4-D integer stack, holds negative values or
+            ids above 65535 (also after splitting gaps into new labels), or the lineage names a parent that never
+            appears or that is still present when its child starts. Nothing is written in these cases; any error
+            while writing removes the temporary folder and is re-raised.
     """
     folder = Path(folder)
-    shape = _check_stack(labels)
-    _check_target(folder, overwrite)
-    lineage = _normalise_parents(parents)
+    shape = check_stack(labels)
+    check_target(folder, overwrite)
+    lineage = normalise_parents(parents)
     counter = Counter(progress, 2 * shape[0])
     runs = _scan_presence(labels, shape, counter)
-    _check_lineage(runs, lineage)
+    check_lineage(runs, lineage)
     relabelled = _segment_labels(runs)
     tracks = _tracks(runs, relabelled, lineage)
     with staged(folder) as tmp:
         tmp.mkdir()
         _write_masks(tmp, labels, shape, _segment_starts(runs, relabelled), counter, compression)
         _write_track_file(tmp / TRACK_FILE, tracks)
-        if not overwrite and _is_occupied(folder):  # filled while we were writing
-            raise OutputError(f"{folder} exists and is not empty; pass overwrite=True to replace it.")
+        refuse_occupied(folder, overwrite)  # filled while we were writing
     return CtcSummary(folder=folder, tracks=tracks, relabelled=relabelled)
-
-
-# --- checks ---------------------------------------------------------------------------------------------
-
-
-def _check_stack(labels: Any) -> tuple[int, ...]:
-    """The shape of ``labels`` as ints, if it is a non-empty (T, row, col) or (T, Z, row, col) integer stack."""
-    shape = tuple(int(n) for n in labels.shape)
-    if len(shape) not in (3, 4):
-        raise ValueError(
-            f"CTC export needs a (T, row, col) or (T, Z, row, col) label stack, got shape {shape}; add a time "
-            "axis to a single frame with labels[None]."
-        )
-    if shape[0] == 0:
-        raise ValueError("The label stack has no frames (shape[0] == 0); there is nothing to export.")
-    dtype = np.dtype(labels.dtype)
-    if dtype.kind not in "iu":
-        raise ValueError(f"Labels must have an integer dtype, not {dtype}; convert them, e.g. to uint16.")
-    return shape
-
-
-def _check_target(folder: Path, overwrite: bool) -> None:
-    """Refuse a folder whose parent is missing, or that holds something and may not be replaced."""
-    if not folder.parent.is_dir():
-        raise OutputError(f"The folder {folder.parent} does not exist; create it or choose another output folder.")
-    if not overwrite and _is_occupied(folder):
-        raise OutputError(f"{folder} exists and is not empty; pass overwrite=True to replace it.")
-
-
-def _is_occupied(folder: Path) -> bool:
-    """True if ``folder`` is a non-empty folder, or a file (anything but an empty folder or nothing)."""
-    if not os.path.lexists(folder):
-        return False
-    if not folder.is_dir():
-        return True
-    with os.scandir(folder) as entries:
-        return any(True for _ in entries)
-
-
-def _normalise_parents(parents: Mapping[int, int] | None) -> dict[int, int]:
-    """``parents`` as ``{child: parent}`` of Python ints, without "no parent" (0) entries."""
-    lineage: dict[int, int] = {}
-    for child, parent in (parents or {}).items():
-        child, parent = int(child), int(parent)
-        if child <= 0 or parent < 0:
-            raise ValueError(f"Lineage entry {child} -> {parent}: object ids must be positive (parent 0 = none).")
-        if child == parent:
-            raise ValueError(f"Lineage entry {child} -> {parent}: an object cannot be its own parent.")
-        if parent:
-            lineage[child] = parent
-    return lineage
-
-
-def _check_lineage(runs: Runs, lineage: dict[int, int]) -> None:
-    """ValueError listing every child whose parent never appears or is still present when the child starts."""
-    problems = []
-    for child, parent in sorted(lineage.items()):
-        if child not in runs:
-            continue  # nothing of the child is written
-        start = runs[child][0][0]
-        if parent not in runs:
-            problems.append(f"object {child} (first frame {start}) has parent {parent}, which never appears")
-        elif runs[parent][-1][1] >= start:
-            problems.append(
-                f"object {child} starts at frame {start} but its parent {parent} is present until frame "
-                f"{runs[parent][-1][1]}; a child must start after its parent's last frame"
-            )
-    if problems:
-        raise ValueError("The lineage does not fit the labels (nothing was written): " + "; ".join(problems) + ".")
 
 
 # --- pass 1: presence -----------------------------------------------------------------------------------
@@ -221,50 +147,23 @@ def _scan_presence(labels: Any, shape: tuple[int, ...], counter: Counter) -> Run
     """For every object id, the runs of consecutive frames it is present in; reads one frame at a time."""
     runs: Runs = {}
     for t in range(shape[0]):
-        _record_presence(runs, _frame_ids(_read_frame(labels, t, shape), t), t)
+        record_presence(runs, _frame_ids(read_frame(labels, t, shape), t), t)
         counter.advance()
     return runs
-
-
-def _record_presence(runs: Runs, ids: np.ndarray, t: int) -> None:
-    """Extend ``runs`` with the objects ``ids`` present in frame ``t`` (frames are visited in order)."""
-    for obj in ids.tolist():
-        segments = runs.setdefault(obj, [])
-        if segments and segments[-1][1] == t - 1:
-            segments[-1][1] = t
-        else:
-            segments.append([t, t])
-
-
-def _read_frame(labels: Any, t: int, shape: tuple[int, ...]) -> np.ndarray:
-    """Frame ``t`` of ``labels`` as a numpy array, checked to have the frame shape ``shape[1:]``."""
-    frame = np.asarray(labels[t])
-    if frame.shape != shape[1:]:
-        raise ValueError(f"Frame {t} of the labels has shape {frame.shape}, expected {shape[1:]}.")
-    return frame
 
 
 def _frame_ids(frame: np.ndarray, t: int) -> np.ndarray:
     """Sorted non-zero ids in ``frame`` (any integer dtype), checked to lie in 0..65535."""
     if frame.size == 0:
         return np.empty(0, dtype=np.intp)
-    high = _check_non_negative(frame, t)
+    high = check_non_negative(frame, t)
     if high > MAX_CTC_LABEL:
-        raise ValueError(
+        raise LabelFormatError(
             f"Frame {t} holds object id {high}, above {MAX_CTC_LABEL}, the largest label a CTC mask (uint16, the "
             "only type the CTC evaluation software reads) can hold; renumber the objects first."
         )
     counts = np.bincount(frame.reshape(-1).astype(np.uint16, copy=False), minlength=high + 1)
     return np.flatnonzero(counts[1:]) + 1
-
-
-def _check_non_negative(frame: np.ndarray, t: int) -> int:
-    """The largest value of the non-empty ``frame``; ValueError if it holds a negative value."""
-    if frame.dtype.kind == "i" and int(frame.min()) < 0:
-        raise ValueError(
-            f"Frame {t} holds the negative label {int(frame.min())}; labels must be 0 (background) or object ids."
-        )
-    return int(frame.max())
 
 
 # --- relabelling ----------------------------------------------------------------------------------------
@@ -283,7 +182,7 @@ def _segment_labels(runs: Runs) -> dict[int, list[int]]:
         next_label += extra
     if next_label - 1 > MAX_CTC_LABEL:
         split = sum(len(v) > 1 for v in relabelled.values())
-        raise ValueError(
+        raise LabelFormatError(
             f"Splitting the {split} objects that have gaps into CTC tracks needs labels up to {next_label - 1}, "
             f"above {MAX_CTC_LABEL}, the largest label a CTC mask (uint16) can hold; renumber the objects with "
             "smaller ids first (nothing was written)."
@@ -337,7 +236,7 @@ def _write_masks(
     for t in range(shape[0]):
         for obj, label in starts.get(t, ()):
             lut[obj] = label
-        frame = _read_frame(labels, t, shape)
+        frame = read_frame(labels, t, shape)
         mask = np.take(lut, frame.astype(np.intp, copy=False)) if starts else frame.astype(np.uint16, copy=False)
         tifffile.imwrite(tmp / ctc_mask_name(t, shape[0]), mask, photometric="minisblack", compression=compression)
         counter.advance()
@@ -346,174 +245,3 @@ def _write_masks(
 def _write_track_file(path: Path, tracks: list[tuple[int, int, int, int]]) -> None:
     """``res_track.txt``: one ``L B E P`` line per track."""
     path.write_text("".join(f"{label} {first} {last} {parent}\n" for label, first, last, parent in tracks))
-
-
-# --- GEFF -----------------------------------------------------------------------------------------------
-
-
-def write_geff(
-    path: str | os.PathLike,
-    labels: Any,
-    parents: Mapping[int, int] | None = None,
-    *,
-    overwrite: bool = False,
-    progress: Progress | None = None,
-) -> Path:
-    """Write ``labels`` and their lineage as a GEFF graph (zarr v2 folder at ``path``, see the module docstring).
-
-    Args:
-        path: output folder (a zarr group; ``.geff`` or ``.zarr`` are the usual extensions); its parent must exist.
-        labels: (T, row, col) or (T, Z, row, col) integer label stack, read one frame at a time (``labels[t]``);
-            0 is background, any other value an object id (any size: no uint16 limit here).
-        parents: ``{child object id: parent object id}``, with the same rules as in :func:`write_ctc`.
-        overwrite: replace an existing non-empty ``path`` (only once the new graph is complete).
-        progress: called as ``progress(done, T)`` after each frame.
-
-    Returns:
-        ``path`` as a Path. Node ids are 0..N-1 in order of frame, then object id. Node properties: ``t``
-        (int64), ``z`` (3-D frames only), ``y``, ``x`` (float64 centroid in pixels, axes typed time/space),
-        ``area`` (int64 pixel or voxel count), ``label`` (uint64 object id), ``lineage_id`` (uint64). Edges
-        (uint64 node id pairs, source earlier in time) have no properties.
-
-    Raises:
-        OutputError: the parent folder is missing, or ``path`` exists, is not empty and ``overwrite`` is False.
-        ValueError: ``labels`` is not a 3-D/4-D integer stack or holds negative values, or the lineage does not
-            fit the labels (as in :func:`write_ctc`). Nothing is written then; any error while writing removes
-            the temporary folder and is re-raised.
-    """
-    path = Path(path)
-    shape = _check_stack(labels)
-    _check_target(path, overwrite)
-    lineage = _normalise_parents(parents)
-    counter = Counter(progress, shape[0])
-    graph = _GraphBuilder(len(shape) - 1)
-    for t in range(shape[0]):
-        graph.add_frame(t, _read_frame(labels, t, shape))
-        counter.advance()
-    _check_lineage(graph.runs, lineage)
-    with staged(path) as tmp:
-        _write_geff_group(tmp, graph, lineage)
-        if not overwrite and _is_occupied(path):  # filled while we were writing
-            raise OutputError(f"{path} exists and is not empty; pass overwrite=True to replace it.")
-    return path
-
-
-class _GraphBuilder:
-    """Collects nodes and within-object edges frame by frame (one frame in memory at a time)."""
-
-    def __init__(self, n_space: int) -> None:
-        self.n_space = n_space
-        self.runs: Runs = {}
-        self.frames: list[np.ndarray] = []  # per frame: (n,) t
-        self.objects: list[np.ndarray] = []  # per frame: (n,) object ids
-        self.areas: list[np.ndarray] = []
-        self.centroids: list[np.ndarray] = []  # per frame: (n, n_space) in (z,) y, x order
-        self.edges: list[tuple[int, int]] = []
-        self.first_node: dict[int, int] = {}  # object id -> its first node
-        self.last_node: dict[int, int] = {}  # object id -> its latest node so far
-        self.n_nodes = 0
-
-    def add_frame(self, t: int, frame: np.ndarray) -> None:
-        """Add one node per object in ``frame`` and an edge from each object's previous node."""
-        ids, areas, centroids = _frame_objects(frame, t)
-        _record_presence(self.runs, ids, t)
-        for node, obj in enumerate(ids.tolist(), start=self.n_nodes):
-            if obj in self.last_node:
-                self.edges.append((self.last_node[obj], node))
-            else:
-                self.first_node[obj] = node
-            self.last_node[obj] = node
-        self.n_nodes += len(ids)
-        self.frames.append(np.full(len(ids), t, dtype=np.int64))
-        self.objects.append(ids.astype(np.uint64))
-        self.areas.append(areas.astype(np.int64))
-        self.centroids.append(centroids)
-
-    def division_edges(self, lineage: dict[int, int]) -> list[tuple[int, int]]:
-        """Parent's last node -> child's first node, for every present child (the lineage is checked)."""
-        return [(self.last_node[p], self.first_node[c]) for c, p in sorted(lineage.items()) if c in self.first_node]
-
-    def lineage_ids(self, lineage: dict[int, int]) -> np.ndarray:
-        """(N,) uint64: per node, the object id at the root of its object's lineage."""
-        objects = np.concatenate(self.objects) if self.objects else np.empty(0, np.uint64)
-        roots = {obj: _lineage_root(obj, lineage, self.runs) for obj in self.runs}
-        return np.array([roots[obj] for obj in objects.tolist()], dtype=np.uint64)
-
-
-def _lineage_root(obj: int, lineage: dict[int, int], runs: Runs) -> int:
-    """Follow ``lineage`` from ``obj`` to its earliest present ancestor (each step goes back in time)."""
-    while obj in lineage and lineage[obj] in runs:
-        obj = lineage[obj]
-    return obj
-
-
-def _frame_objects(frame: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(ids, areas, centroids)`` of the objects in ``frame``: sorted non-zero ids, pixel counts, and the
-    (n, frame.ndim) mean pixel coordinates (axis order of ``frame``)."""
-    flat = frame.reshape(-1)
-    foreground = np.flatnonzero(flat)
-    if foreground.size == 0:
-        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty((0, frame.ndim), np.float64)
-    _check_non_negative(frame, t)
-    ids, inverse = _unique_inverse(flat[foreground])
-    areas = np.bincount(inverse, minlength=len(ids))
-    coords = np.unravel_index(foreground, frame.shape)
-    sums = [np.bincount(inverse, weights=c, minlength=len(ids)) for c in coords]
-    return ids, areas, np.stack(sums, axis=1) / areas[:, None]
-
-
-def _unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted unique ``values`` (non-negative ints) and each value's index into them; a lookup table when the
-    largest value is not much above the number of values, else a sort."""
-    high = int(values.max())
-    if high > 4 * values.size + 65536:
-        ids, inverse = np.unique(values, return_inverse=True)
-        return ids, inverse.reshape(-1)
-    present = np.zeros(high + 1, dtype=bool)
-    present[values] = True
-    ids = np.flatnonzero(present)
-    lookup = np.zeros(high + 1, dtype=np.intp)
-    lookup[ids] = np.arange(len(ids))
-    return ids, lookup[values]
-
-
-def _write_geff_group(tmp: Path, graph: _GraphBuilder, lineage: dict[int, int]) -> None:
-    """The GEFF zarr (format 2) group of ``graph`` at ``tmp``."""
-    space = _SPACE_AXES[-graph.n_space :]
-    centroids = np.concatenate(graph.centroids) if graph.centroids else np.empty((0, graph.n_space))
-    props: dict[str, tuple[np.ndarray, str]] = {
-        "t": (_concat(graph.frames, np.int64), "frame index"),
-        **{axis: (centroids[:, i], f"centroid {axis} (pixels)") for i, axis in enumerate(space)},
-        "area": (_concat(graph.areas, np.int64), "number of pixels (voxels) of the object in the frame"),
-        "label": (_concat(graph.objects, np.uint64), "object id (the value in the label image)"),
-        "lineage_id": (graph.lineage_ids(lineage), "object id at the root of the object's lineage"),
-    }
-    edges = np.array(graph.edges + graph.division_edges(lineage), dtype=np.uint64).reshape(-1, 2)
-    root = zarr.open_group(str(tmp), mode="w", **ZARR_V2)
-    nodes = root.require_group("nodes")
-    nodes["ids"] = np.arange(graph.n_nodes, dtype=np.uint64)
-    node_props = nodes.require_group("props")
-    for name, (values, _) in props.items():
-        node_props.require_group(name)["values"] = values
-    root.require_group("edges")["ids"] = edges
-    root.attrs["geff"] = _geff_metadata(space, props)
-
-
-def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
-    """``parts`` joined into one 1-D array of ``dtype`` (empty when there are none)."""
-    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.empty(0, dtype)
-
-
-def _geff_metadata(space: tuple[str, ...], props: dict[str, tuple[np.ndarray, str]]) -> dict:
-    """The ``geff`` attribute: version, directed, axes (t, then space), property metadata, lineage property."""
-    return {
-        "geff_version": GEFF_VERSION,
-        "directed": True,
-        "axes": [{"name": "t", "type": "time"}] + [{"name": axis, "type": "space"} for axis in space],
-        "node_props_metadata": {
-            name: {"identifier": name, "dtype": values.dtype.name, "description": description}
-            for name, (values, description) in props.items()
-        },
-        "edge_props_metadata": {},
-        "track_node_props": {"lineage": "lineage_id"},
-    }

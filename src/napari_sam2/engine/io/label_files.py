@@ -36,9 +36,9 @@ import numpy as np
 import tifffile
 import zarr
 
-from ...errors import OutputError
+from ...errors import LabelFormatError, OutputError
 from ..storage.zarr_format import ZARR_V2
-from .atomic import Counter, Progress, staged
+from .atomic import Counter, Progress, require_parent, staged
 
 #: Output extensions :func:`write_labels` understands (matched case-insensitively, longest match wins).
 LABEL_FORMATS = (".ome.tif", ".ome.tiff", ".ome.zarr", ".zarr", ".tif", ".tiff", ".npy")
@@ -97,33 +97,33 @@ def write_labels(
 
     Raises:
         OutputError: unknown extension, missing parent folder, or ``path`` exists and ``overwrite`` is False.
-        ValueError: ``axes`` does not fit ``labels``, the dtype is not integer/bool, or a 64-bit label does not
-            fit the uint32 of a TIFF. Any error while writing removes the temporary output and is re-raised.
+        LabelFormatError (a ValueError): ``axes`` does not fit ``labels``, the dtype is not integer/bool, or a
+            64-bit label does not fit the uint32 of a TIFF. WriteError (an OSError): writing failed. Any error
+            while writing removes the temporary output and is re-raised.
     """
     path = Path(path)
     fmt = label_format(path)
     axes = check_axes(axes, labels.shape)
     dtype = np.dtype(labels.dtype)
     if dtype.kind not in "biu":
-        raise ValueError(f"Labels must have an integer or bool dtype, not {dtype}; convert them, e.g. to uint32.")
+        raise LabelFormatError(f"Labels must have an integer or bool dtype, not {dtype}; convert them, e.g. to uint32.")
     _check_target(path, overwrite)
     with staged(path, fmt) as tmp:
         _WRITERS[fmt](tmp, labels, axes, Counter(progress, _plane_count(labels.shape)), name)
-        if not overwrite and os.path.lexists(path):  # appeared while we were writing
-            raise OutputError(f"{path} exists; pass overwrite=True (--overwrite) to replace it.")
+        _refuse_existing(path, overwrite)  # appeared while we were writing
     return path
 
 
 def check_axes(axes: str, shape: tuple[int, ...]) -> str:
-    """``axes`` upper-cased if it names every axis of ``shape`` (see :func:`write_labels`), else ValueError."""
+    """``axes`` upper-cased if it names every axis of ``shape`` (see :func:`write_labels`), else LabelFormatError."""
     upper = str(axes).upper()
     if len(upper) != len(shape):
-        raise ValueError(
+        raise LabelFormatError(
             f"axes {axes!r} names {len(upper)} axes but the labels have {len(shape)} (shape {tuple(shape)}); "
             "give one letter per axis, e.g. 'TYX' for a (time, y, x) stack."
         )
     if set(upper) - set(AXIS_LETTERS) or len(set(upper)) != len(upper) or not upper.endswith("YX"):
-        raise ValueError(
+        raise LabelFormatError(
             f"axes {axes!r} must use each of the letters {', '.join(AXIS_LETTERS)} at most once and end with "
             "'YX', e.g. 'TYX', 'ZYX' or 'TZYX'."
         )
@@ -135,9 +135,14 @@ def check_axes(axes: str, shape: tuple[int, ...]) -> str:
 
 def _check_target(path: Path, overwrite: bool) -> None:
     """Refuse a path whose folder is missing, or that exists when it may not be replaced."""
-    if not path.parent.is_dir():
-        raise OutputError(f"The folder {path.parent} does not exist; create it or choose another output path.")
-    if os.path.lexists(path) and not overwrite:
+    require_parent(path, "path")
+    _refuse_existing(path, overwrite)
+
+
+def _refuse_existing(path: Path, overwrite: bool) -> None:
+    """OutputError if ``path`` exists (file or folder, even empty) and ``overwrite`` is False; checked before
+    writing and again at the end of the staged write."""
+    if not overwrite and os.path.lexists(path):
         raise OutputError(f"{path} exists; pass overwrite=True (--overwrite) to replace it.")
 
 
@@ -178,12 +183,12 @@ def _planes(labels: Any, axes: str, out_axes: str, dtype: np.dtype) -> Iterator[
 
 
 def _cast(plane: np.ndarray, dtype: np.dtype, where: tuple[int, ...]) -> np.ndarray:
-    """``plane`` as C-contiguous ``dtype``; ValueError if a value does not fit a narrower integer dtype."""
+    """``plane`` as C-contiguous ``dtype``; LabelFormatError if a value does not fit a narrower integer dtype."""
     if plane.dtype != dtype and plane.dtype.kind in "iu" and plane.size:
         info = np.iinfo(dtype)
         low, high = int(plane.min()), int(plane.max())
         if low < info.min or high > info.max:
-            raise ValueError(
+            raise LabelFormatError(
                 f"Plane {where} holds labels {low}..{high}, outside the {dtype} range of this format "
                 f"({info.min}..{info.max}); write .ome.zarr, .zarr or .npy instead."
             )

@@ -6,6 +6,9 @@ The same JSON file is written by ``session.save_prompts``, the widget's
 :mod:`.history`): prompt edits and propagation runs in the order they
 happened, so that replaying it gives the saved session's labels bit for bit
 (corrections included). Version 1 files (final prompts only) still load.
+Version 3 adds divisions made by ``session.divide`` (automatic ones included)
+and their undoing (the ``divide`` and ``undo_division`` entries below); a file
+is written as version 3 only when its history holds one, else as version 2.
 
 .. code-block:: json
 
@@ -25,7 +28,10 @@ happened, so that replaying it gives the saved session's labels bit for bit
         {"op": "clear", "frame": 9, "object": 1},
         {"op": "masks", "frame": 0, "objects": [{"object": 7, "mask": {"rle": [5, 3, 9], "shape": [...]}}]},
         {"op": "remove", "object": 2},
-        {"op": "parent", "object": 3, "parent": 1}
+        {"op": "parent", "object": 3, "parent": 1},
+        {"op": "divide", "object": 1, "frame": 20, "automatic": true, "min_area": 20,
+         "daughters": [{"object": 8, "mask": {"rle": [...], "shape": [...]}}, {"object": 9, "mask": {...}}]},
+        {"op": "undo_division", "object": 1}
       ]
     }
 
@@ -41,9 +47,10 @@ numbers).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -52,19 +59,25 @@ from ..prompts import Prompts, make_prompts
 from ..tracking.history import (
     DIRECTIONS,
     ClearPrompts,
+    Divide,
     PropagationRun,
     Record,
     RemoveObject,
     SetMasks,
     SetParent,
     SetPrompts,
+    UndoDivision,
     final_prompts,
     replaying,
 )
 from .atomic import write_text
 
+if TYPE_CHECKING:
+    from ..tracking.session import TrackingSession
+
 FORMAT = "napari-sam2 prompts"
-VERSION = 2
+#: The newest version this napari-sam2 reads and writes (files without divisions are written as version 2).
+VERSION = 3
 
 
 def rle_encode(mask: np.ndarray) -> list[int]:
@@ -132,7 +145,7 @@ class Annotation:
         """The region (row0, col0, row1, col1) the session tracked in, or None (the whole frame)."""
         return tuple((self.stack or {}).get("roi") or ()) or None
 
-    def replaying(self, session):
+    def replaying(self, session: TrackingSession) -> Iterator[tuple[str, int]]:
         """Do the recorded work again on ``session`` (see :func:`~.history.replaying`, whose events it yields),
         after checking that the session is on a stack and region the file fits."""
         check_fits(self, session.frame_shape, session.num_frames)
@@ -142,7 +155,7 @@ class Annotation:
                               f"replay it.")
         yield from replaying(session, self.history)
 
-    def replay(self, session, on_frame: Callable[[int], None] | None = None) -> None:
+    def replay(self, session: TrackingSession, on_frame: Callable[[int], None] | None = None) -> None:
         """:meth:`replaying` to the end; ``on_frame(frame)`` for every propagated frame."""
         for kind, frame in self.replaying(session):
             if kind == "frame" and on_frame is not None:
@@ -171,7 +184,13 @@ def _record_to_json(rec: Record) -> dict:
         return {"op": "remove", "object": rec.obj_id}
     if isinstance(rec, SetParent):
         return {"op": "parent", "object": rec.child_id, "parent": rec.parent_id}
-    out = {"op": "propagate", "start": rec.start, "direction": rec.direction, "max_frames": rec.max_frames,
+    if isinstance(rec, Divide):
+        return {"op": "divide", "object": rec.parent_id, "frame": rec.frame, "automatic": rec.automatic,
+                "min_area": rec.min_area, "daughters": [{"object": d, "mask": _prompt_fields(p)["mask"]}
+                                                        for d, p in zip(rec.daughters, rec.masks)]}
+    if isinstance(rec, UndoDivision):
+        return {"op": "undo_division", "object": rec.parent_id}
+    out: dict = {"op": "propagate", "start": rec.start, "direction": rec.direction, "max_frames": rec.max_frames,
            "frames": rec.frames}
     if rec.failed:
         out["failed"] = True
@@ -181,11 +200,12 @@ def _record_to_json(rec: Record) -> dict:
 
 
 def write_annotation(path: str | Path, annotation: Annotation) -> Path:
-    """Write ``annotation`` as a version-2 prompt file (UTF-8 JSON; atomically: a temporary file renamed)."""
+    """Write ``annotation`` as a prompt file (UTF-8 JSON; atomically: a temporary file renamed): version 2, or 3
+    when its history holds divisions made by ``session.divide``."""
     objects = {o.obj_id: o for o in annotation.objects()}
     ids = list(dict.fromkeys([*annotation.names, *objects]))
     doc = {
-        "format": FORMAT, "version": VERSION, "frame_shape": list(annotation.frame_shape),
+        "format": FORMAT, "version": _version_of(annotation.history), "frame_shape": list(annotation.frame_shape),
         "num_frames": annotation.num_frames, "axis": annotation.axis, "stack": annotation.stack,
         "model": annotation.model,
         "objects": [
@@ -200,7 +220,13 @@ def write_annotation(path: str | Path, annotation: Annotation) -> Path:
     return path
 
 
-def session_annotation(session, names: dict[int, str] | None = None, model: dict | None = None) -> Annotation:
+def _version_of(history: list[Record]) -> int:
+    """The oldest file version that holds ``history`` (3 for divisions, else 2, which older napari-sam2 read)."""
+    return 3 if any(isinstance(r, (Divide, UndoDivision)) for r in history) else 2
+
+
+def session_annotation(session: TrackingSession, names: dict[int, str] | None = None,
+                       model: dict | None = None) -> Annotation:
     """The history of ``session`` as an :class:`Annotation` (what ``session.save_prompts`` writes)."""
     geo = session.geometry
     names = {int(k): str(v) for k, v in (names or {}).items()}
@@ -209,6 +235,9 @@ def session_annotation(session, names: dict[int, str] | None = None, model: dict
             names.setdefault(rec.obj_id, "")
         elif isinstance(rec, SetMasks):
             for oid in rec.prompts:
+                names.setdefault(oid, "")
+        elif isinstance(rec, Divide):
+            for oid in rec.daughters:
                 names.setdefault(oid, "")
     if model is None:
         seg = session.segmenter
@@ -224,7 +253,8 @@ def save_prompts(path: str | Path, objects: list[ObjectPrompts], frame_shape: tu
     """Write ``objects`` (prompts without a history) as a prompt file; replaying sets them in frame order."""
     history: list[Record] = [SetPrompts(f, o.obj_id, p) for o in objects for f, p in sorted(o.frames.items())]
     names = {o.obj_id: o.name for o in objects}
-    write_annotation(path, Annotation(tuple(frame_shape), int(num_frames), axis, None, names, history))
+    hw = (int(frame_shape[0]), int(frame_shape[1]))
+    write_annotation(path, Annotation(hw, int(num_frames), axis, None, names, history))
 
 
 # ------------------------------------------------------------------ reading
@@ -236,7 +266,7 @@ def _prompts_from_json(p: dict, hw: tuple[int, int]) -> Prompts:
     return make_prompts(hw, pts, p.get("labels") if pts else None, p.get("box"), mask)
 
 
-def _int(value, what: str) -> int:
+def _int(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise PromptError(f"{what} must be an integer; got {value!r}.")
     return value
@@ -257,6 +287,16 @@ def _record_from_json(r: dict, hw: tuple[int, int]) -> Record:
     if op == "parent":
         parent = r.get("parent")
         return SetParent(_int(r["object"], "object"), None if parent is None else _int(parent, "parent"))
+    if op == "divide":
+        daughters = r["daughters"]
+        if len(daughters) != 2:
+            raise PromptError(f"a division has two daughters; got {len(daughters)}.")
+        ids = tuple(_int(d["object"], "object") for d in daughters)
+        masks = tuple(_prompts_from_json({"mask": d["mask"]}, hw) for d in daughters)
+        return Divide(_int(r["object"], "object"), _int(r["frame"], "frame"), (ids[0], ids[1]), (masks[0], masks[1]),
+                      bool(r.get("automatic", False)), _int(r.get("min_area", 1), "min_area"))
+    if op == "undo_division":
+        return UndoDivision(_int(r["object"], "object"))
     if op == "propagate":
         if r.get("direction") not in DIRECTIONS:
             raise PromptError(f"propagation direction {r.get('direction')!r} is not one of {DIRECTIONS}.")
@@ -282,14 +322,15 @@ def check_fits(annotation: Annotation, frame_shape: tuple[int, int] | None, num_
     for rec in annotation.history:
         frame = getattr(rec, "frame", getattr(rec, "start", None))
         if frame is not None and not 0 <= frame < limit:
-            what = f"object {rec.obj_id}" if getattr(rec, "obj_id", None) is not None else "a propagation"
+            obj_id = getattr(rec, "obj_id", None)
+            what = f"object {obj_id}" if obj_id is not None else "a propagation"
             raise PromptError(f"{path}: frame {frame} ({what}) is outside the stack's {limit} frames (0 ... "
                               f"{limit - 1}).")
 
 
 def load_annotation(path: str | Path, frame_shape: tuple[int, int] | None = None,
                     num_frames: int | None = None) -> Annotation:
-    """Read a prompt file (version 1 or 2); checks it against the stack when ``frame_shape``/``num_frames``
+    """Read a prompt file (version 1, 2 or 3); checks it against the stack when ``frame_shape``/``num_frames``
     are given. Raises :class:`~napari_sam2.errors.PromptError` saying what is wrong."""
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -319,11 +360,13 @@ def load_annotation(path: str | Path, frame_shape: tuple[int, int] | None = None
                 for p in o["prompts"]:
                     history.append(SetPrompts(_int(p["frame"], "frame"), oid, _prompts_from_json(p, hw)))
         if version == 1:
-            history.sort(key=lambda r: (r.frame, list(names).index(r.obj_id)))  # as apply_prompts set them
+            # version 1 holds SetPrompts only; sorted as apply_prompts set them
+            history.sort(key=lambda r: (r.frame, list(names).index(r.obj_id)))  # type: ignore[union-attr,arg-type]
         else:
             history = [_record_from_json(r, hw) for r in doc["history"]]
         prompted = {r.obj_id for r in history if isinstance(r, SetPrompts)}
         prompted |= {oid for r in history if isinstance(r, SetMasks) for oid in r.prompts}
+        prompted |= {oid for r in history if isinstance(r, Divide) for oid in r.daughters}
         unprompted = [oid for oid in names if oid not in prompted]
         if unprompted:
             raise PromptError(f"object(s) {unprompted} have no prompt on any frame; prompt them or delete them "
@@ -344,13 +387,13 @@ def load_prompts(path: str | Path, frame_shape: tuple[int, int] | None = None,
     return load_annotation(path, frame_shape, num_frames).objects()
 
 
-def session_objects(session, names: dict[int, str] | None = None) -> list[ObjectPrompts]:
+def session_objects(session: TrackingSession, names: dict[int, str] | None = None) -> list[ObjectPrompts]:
     """The prompts of a tracking session as :class:`ObjectPrompts` (for :func:`save_prompts`)."""
     names = names or {}
     return [ObjectPrompts(oid, names.get(oid, ""), frames) for oid, frames in session.prompts().items()]
 
 
-def apply_prompts(session, objects: list[ObjectPrompts]) -> None:
+def apply_prompts(session: TrackingSession, objects: list[ObjectPrompts]) -> None:
     """Set every prompt of ``objects`` on ``session`` (frame order, object order)."""
     for obj in objects:
         for frame, p in sorted(obj.frames.items()):

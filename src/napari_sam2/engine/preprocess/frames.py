@@ -8,6 +8,7 @@ time, only when the model needs them; nothing is converted up front.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,7 +41,7 @@ class FrameSource:
 
     def __init__(
         self,
-        stack,
+        stack: Any,
         axis: int = 0,
         channel_axis: int | None = None,
         fixed: Mapping[int, int] | None = None,

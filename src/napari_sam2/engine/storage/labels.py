@@ -14,11 +14,14 @@ from __future__ import annotations
 import itertools
 import tempfile
 import weakref
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from ...errors import PromptError
+from ...errors import LabelDtypeError
 from ..coords.geometry import StackGeometry
 from ..io.atomic import remove
 from .zarr_format import ZARR_V2
@@ -34,8 +37,8 @@ def label_dtype_for(max_id: int) -> np.dtype:
     for dtype in LABEL_DTYPES:
         if max_id <= np.iinfo(dtype).max:
             return dtype
-    raise PromptError(f"object id {max_id} is too large for a label image; use ids up to "
-                      f"{np.iinfo(LABEL_DTYPES[-1]).max}.")
+    raise LabelDtypeError(f"object id {max_id} is too large for a label image; use ids up to "
+                          f"{np.iinfo(LABEL_DTYPES[-1]).max}.")
 
 
 class LabelOutput:
@@ -52,13 +55,13 @@ class LabelOutput:
             with this object).
     """
 
-    def __init__(self, geometry: StackGeometry, dtype=np.uint16, *, full_stack: bool = False,
+    def __init__(self, geometry: StackGeometry, dtype: npt.DTypeLike = np.uint16, *, full_stack: bool = False,
                  ram_bytes: int | None = None, path: str | Path | None = None) -> None:
         self.geometry = geometry
         self.full_stack = full_stack
         self.dtype = np.dtype(dtype)
         if self.dtype.kind != "u":
-            raise PromptError(f"A label image needs an unsigned integer dtype; got {self.dtype}.")
+            raise LabelDtypeError(f"A label image needs an unsigned integer dtype; got {self.dtype}.")
         self.shape = geometry.label_shape if full_stack else (geometry.num_frames, *geometry.frame_hw)
         nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
         budget = LABELS_IN_MEMORY_BYTES if ram_bytes is None else ram_bytes
@@ -69,7 +72,7 @@ class LabelOutput:
         else:
             self.array = np.zeros(self.shape, self.dtype)  # calloc: untouched frames take no RAM
 
-    def _create_zarr(self, path):
+    def _create_zarr(self, path: str | Path | None) -> Any:
         import zarr
 
         folder = None
@@ -93,10 +96,11 @@ class LabelOutput:
         free = [a for a, k in enumerate(key) if isinstance(k, slice) and a != self.geometry.label_axis]
         return free[0], free[1]
 
-    def planes(self):
+    def planes(self) -> Iterator[tuple[int | slice, ...]]:
         """Every (H, W) plane index of :attr:`array` (all frames, and with ``full_stack`` every other plane)."""
         rows, cols = self._spatial()
-        loops = [range(n) if a not in (rows, cols) else [slice(None)] for a, n in enumerate(self.shape)]
+        loops: list[Iterable[int | slice]] = [range(n) if a not in (rows, cols) else [slice(None)]
+                                              for a, n in enumerate(self.shape)]
         return itertools.product(*loops)
 
     @property
@@ -113,14 +117,14 @@ class LabelOutput:
         if plane.shape != self.geometry.frame_hw:
             raise ValueError(f"frame {frame} labels have shape {plane.shape}; expected {self.geometry.frame_hw}.")
         if plane.size and plane.dtype != self.dtype and int(plane.max()) > np.iinfo(self.dtype).max:
-            raise PromptError(f"label {int(plane.max())} does not fit a {self.dtype} label image; use grown().")
+            raise LabelDtypeError(f"label {int(plane.max())} does not fit a {self.dtype} label image; use grown().")
         self.array[self.index(frame)] = plane.astype(self.dtype, copy=False)
 
     def read(self, frame: int) -> np.ndarray:
         """``frame``'s (H, W) labels."""
         return np.asarray(self.array[self.index(frame)])
 
-    def grown(self, dtype) -> LabelOutput:
+    def grown(self, dtype: npt.DTypeLike) -> LabelOutput:
         """This image in a wider ``dtype`` (a new output; every plane copied). ``self`` if wide enough."""
         dtype = np.dtype(dtype)
         if dtype.itemsize <= self.dtype.itemsize:

@@ -17,13 +17,17 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ...errors import ImageDataError
-from ...model.sam2 import ImageEmbedding
+from ...model.sam2 import ImageEmbedding, Sam2Model
 from .zarr_format import ZARR_V2
+
+if TYPE_CHECKING:
+    from ..preprocess.frames import FrameSource
 
 _PARTS = ("embed", "high_res_0", "high_res_1")
 _HASH = "pixel_hash"  # (num_frames, 16) uint8: the pixel hash of each stored frame (zeros: none stored)
@@ -47,7 +51,7 @@ class PersistentEmbeddingStore:
     that frame still has those pixels.
     """
 
-    def __init__(self, path: str | Path, signature: dict, source) -> None:
+    def __init__(self, path: str | Path, signature: dict, source: FrameSource) -> None:
         import zarr
 
         self.path = Path(path)
@@ -72,7 +76,7 @@ class PersistentEmbeddingStore:
         #: Stored embeddings not used because their frame's pixels changed since they were stored.
         self.stale = 0
 
-    def _arrays(self, emb: ImageEmbedding):
+    def _arrays(self, emb: ImageEmbedding) -> None:
         n = self.num_frames
         if _HASH not in self._group:  # (a store from before per-frame hashes: its frames are encoded again)
             self._group.create(_HASH, shape=(n, _HASH_BYTES), chunks=(n, _HASH_BYTES), dtype="uint8", fill_value=0)
@@ -84,7 +88,7 @@ class PersistentEmbeddingStore:
         self._group.create("done", shape=(n,), chunks=(n,), dtype="bool", fill_value=False)
 
     def get(
-        self, frame: int, device: torch.device, dtype: torch.dtype, pos: torch.Tensor | None
+        self, frame: int, device: torch.device, dtype: torch.dtype, pos: torch.Tensor
     ) -> ImageEmbedding | None:
         """The stored embedding of ``frame`` or None; ``pos`` is the shared position grid."""
         if "done" not in self._group or not bool(self._group["done"][frame]):
@@ -113,7 +117,7 @@ class PersistentEmbeddingStore:
         self.writes += 1
 
 
-def stack_signature(source, net) -> dict:
+def stack_signature(source: FrameSource, net: Sam2Model) -> dict:
     """What the embeddings of a stack depend on: every weight of ``net``, the pixels of up to 16 evenly spaced
     frames, the model frame size and precision, and where the frames are (another checkpoint, another movie of
     the same shape or another region never matches)."""
@@ -133,5 +137,5 @@ def stack_signature(source, net) -> dict:
         "dtype": str(net.compute_dtype), "stack_shape": list(source.stack.shape), "stack_dtype": str(source.dtype),
         "axis": geo.axis, "fixed": {str(k): v for k, v in geo.fixed.items()}, "channel_axis": geo.channel_axis,
         "roi": None if source.roi is None else list(source.roi),
-        "window": None if win.is_uint8 else [list(win.low), list(win.high)],
+        "window": None if win.low is None or win.high is None else [list(win.low), list(win.high)],
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 
 class Sized(Protocol):
@@ -23,7 +23,7 @@ class ByteBudgetLRU(Generic[V]):
     (e.g. to move it to disk).
     """
 
-    def __init__(self, budget: int, on_evict: Callable[[Hashable, V], None] | None = None) -> None:
+    def __init__(self, budget: int, on_evict: Callable[[Any, V], None] | None = None) -> None:
         self.budget = int(budget)
         self.on_evict = on_evict
         self._items: OrderedDict[Hashable, V] = OrderedDict()

@@ -13,9 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ..prompts import Prompts
+import numpy as np
+
+from ..prompts import Prompts, make_prompts
+from .divisions import split_masks
 from .lineage import Lineage
+
+if TYPE_CHECKING:
+    from .session import TrackingSession
 
 #: The directions of a propagation run.
 DIRECTIONS = ("forward", "backward", "both")
@@ -62,6 +69,29 @@ class SetParent:
     parent_id: int | None
 
 
+@dataclass(frozen=True)
+class Divide:
+    """``session.divide(parent_id, frame, masks, daughter_ids=daughters, automatic=..., min_area=...)``: a
+    division into two daughters prompted with ``masks`` on ``frame`` (``automatic``: found by
+    ``propagate(detect_divisions=...)``; the parent's later mask prompts are split between the daughters
+    by their parts of ``min_area`` pixels)."""
+
+    parent_id: int
+    frame: int
+    daughters: tuple[int, int]
+    masks: tuple[Prompts, Prompts]
+    automatic: bool = False
+    min_area: int = 1
+
+
+@dataclass(frozen=True)
+class UndoDivision:
+    """``session.undo_division(parent_id)``: the daughters of a :class:`Divide` (and theirs) are gone, the
+    parent has its prompts back, and the split frame is not divided automatically again."""
+
+    parent_id: int
+
+
 @dataclass
 class PropagationRun:
     """``session.propagate(start, direction, max_frames)``, of which ``frames`` results were taken.
@@ -78,10 +108,10 @@ class PropagationRun:
     stop_absent_after: int | None = None
 
 
-Record = SetPrompts | SetMasks | ClearPrompts | RemoveObject | SetParent | PropagationRun
+Record = SetPrompts | SetMasks | ClearPrompts | RemoveObject | SetParent | Divide | UndoDivision | PropagationRun
 
 
-def replaying(session, records: Iterable[Record]) -> Iterator[tuple[str, int]]:
+def replaying(session: TrackingSession, records: Iterable[Record]) -> Iterator[tuple[str, int]]:
     """Do ``records`` again on ``session``, in order, yielding what changed: ``("prompt", frame)``
     after a prompt edit, ``("frame", frame)`` for every propagated frame. Closing the generator
     early leaves the session consistent (as far as it got)."""
@@ -99,6 +129,12 @@ def replaying(session, records: Iterable[Record]) -> Iterator[tuple[str, int]]:
             session.remove_object(rec.obj_id)
         elif isinstance(rec, SetParent):
             session.set_parent(rec.child_id, rec.parent_id)
+        elif isinstance(rec, Divide):
+            session.divide(rec.parent_id, rec.frame, rec.masks, daughter_ids=rec.daughters, automatic=rec.automatic,
+                           min_area=rec.min_area)
+            yield "prompt", rec.frame
+        elif isinstance(rec, UndoDivision):
+            session.undo_division(rec.parent_id)
         elif isinstance(rec, PropagationRun):
             run = session.propagate(start=rec.start, direction=rec.direction, max_frames=rec.max_frames,
                                     stop_absent_after=rec.stop_absent_after)
@@ -120,19 +156,51 @@ def replaying(session, records: Iterable[Record]) -> Iterator[tuple[str, int]]:
 
 def final_lineage(records: Iterable[Record]) -> dict[int, int]:
     """The ``{daughter id: parent id}`` links the records leave."""
-    lineage = Lineage()
-    for rec in records:
-        if isinstance(rec, SetParent):
-            lineage.link(rec.child_id, rec.parent_id)
-        elif isinstance(rec, RemoveObject):
-            lineage.drop(rec.obj_id)
-    return lineage.parents
+    return _final(records)[1]
 
 
 def final_prompts(records: Iterable[Record]) -> dict[int, dict[int, Prompts]]:
     """The prompts the records leave: ``{obj_id: {frame: Prompts}}``."""
+    return _final(records)[0]
+
+
+def descendants(parents: dict[int, int], obj_id: int) -> list[int]:
+    """Every daughter of ``obj_id``, their daughters and so on (``parents``: ``{daughter: parent}``)."""
+    out: list[int] = []
+    todo = [obj_id]
+    while todo:
+        children = sorted(c for c, p in parents.items() if p == todo[0])
+        out += children
+        todo = todo[1:] + children
+    return out
+
+
+def _final(records: Iterable[Record]) -> tuple[dict[int, dict[int, Prompts]], dict[int, int]]:
+    """The prompts and the lineage the records leave."""
     out: dict[int, dict[int, Prompts]] = {}
+    lineage = Lineage()
+    moved: dict[int, dict[int, Prompts]] = {}  # a Divide's parent: the prompts it gave its daughters
     for rec in records:
+        if isinstance(rec, SetParent):
+            lineage.link(rec.child_id, rec.parent_id)
+        elif isinstance(rec, Divide):
+            mine = out.setdefault(rec.parent_id, {})
+            later = {f: p for f, p in mine.items() if f >= rec.frame}
+            halves = split_masks({f: p.mask for f, p in later.items() if p.mask is not None},
+                                 [np.asarray(m.mask) for m in rec.masks], rec.min_area) or {}
+            moved[rec.parent_id] = later
+            for f in later:
+                del mine[f]
+            for i, child in enumerate(rec.daughters):
+                out[child] = {rec.frame: rec.masks[i],
+                              **{f: make_prompts(p.hw or halves[f][i].shape, mask=halves[f][i])
+                                 for f, p in later.items() if f in halves}}
+                lineage.link(child, rec.parent_id)
+        elif isinstance(rec, UndoDivision):
+            for child in descendants(lineage.parents, rec.parent_id):
+                out.pop(child, None)
+                lineage.drop(child)
+            out.setdefault(rec.parent_id, {}).update(moved.pop(rec.parent_id, {}))
         if isinstance(rec, SetPrompts):
             out.setdefault(rec.obj_id, {})[rec.frame] = rec.prompts
         elif isinstance(rec, SetMasks):
@@ -144,4 +212,5 @@ def final_prompts(records: Iterable[Record]) -> dict[int, dict[int, Prompts]]:
                     frames.pop(rec.frame, None)
         elif isinstance(rec, RemoveObject):
             out.pop(rec.obj_id, None)
-    return out
+            lineage.drop(rec.obj_id)
+    return out, lineage.parents

@@ -10,14 +10,17 @@ shared. See docs/engine.md.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch.nn import functional as F
 
-from ...errors import PromptError, SessionClosedError
+from ...errors import LabelDtypeError, PromptError, SessionClosedError
 from ...model import tracker
 from ...model.sam2 import ImageEmbedding
 from ...model.tracker import MASK_LOGIT
@@ -30,11 +33,61 @@ from ..storage.embeddings import EmbeddingStore
 from ..storage.labels import LabelOutput, label_dtype_for
 from ..storage.logits import LogitStore
 from ..storage.persistent import PersistentEmbeddingStore, stack_signature
+from .divisions import DEFAULT_MIN_AREA, Division, DivisionRule, DivisionWatch, split_masks
 from .heap import release_free_memory
-from .history import DIRECTIONS, ClearPrompts, PropagationRun, Record, RemoveObject, SetMasks, SetParent, SetPrompts
+from .history import (
+    DIRECTIONS,
+    ClearPrompts,
+    Divide,
+    PropagationRun,
+    Record,
+    RemoveObject,
+    SetMasks,
+    SetParent,
+    SetPrompts,
+    UndoDivision,
+    descendants,
+)
 from .lineage import Lineage
 from .object_state import FrameOutput, ObjectTrack
 from .track_table import mask_stats
+
+if TYPE_CHECKING:
+    from ..io.ctc import CtcSummary
+    from ..segmenter import Segmenter
+
+
+#: What :meth:`TrackingSession.propagate` yields: ``(frame, {obj_id: (H, W) bool mask})``.
+FrameResults = Generator[tuple[int, dict[int, np.ndarray]], None, None]
+
+
+def _rows(t: torch.Tensor | None, rows: slice) -> torch.Tensor | None:
+    """A copy of ``rows`` of ``t`` (None stays None)."""
+    return None if t is None else t[rows].clone()
+
+
+@dataclass
+class _Divided:
+    """A division made by :meth:`TrackingSession.divide`: what :meth:`~TrackingSession.undo_division` undoes.
+    ``moved``: the parent's prompts from the split on, ``{frame: (prompts, cond, pending, tracked)}``."""
+
+    frame: int
+    daughters: tuple[int, int]
+    automatic: bool
+    moved: dict[int, tuple[Prompts, FrameOutput | None, FrameOutput | None, bool | None]]
+
+
+@dataclass(frozen=True)
+class _DivisionPlan:
+    """A checked division: daughters' ids and prompts on ``frame``, the parent's later mask prompts split."""
+
+    parent: int
+    frame: int
+    daughters: tuple[int, int]
+    prompts: tuple[Prompts, Prompts]
+    later: dict[int, tuple[np.ndarray, np.ndarray]]
+    min_area: int
+
 
 #: In-RAM budget of a session's frame embeddings; older ones go to disk (engine/storage/spill.py).
 #: 256 MiB holds 32 frames at 1024² in bfloat16 (8 MiB each), 16 in float32.
@@ -44,7 +97,7 @@ DEFAULT_EMBEDDING_CACHE_BYTES = 256 * 2**20
 class TrackingSession:
     """Prompts, propagation and results for one stack (see ``Segmenter.open_stack``)."""
 
-    def __init__(self, segmenter, source: FrameSource, cache_bytes: int = DEFAULT_EMBEDDING_CACHE_BYTES,
+    def __init__(self, segmenter: Segmenter, source: FrameSource, cache_bytes: int = DEFAULT_EMBEDDING_CACHE_BYTES,
                  workdir: str | Path | None = None, embedding_store: str | Path | None = None) -> None:
         self.segmenter = segmenter
         self.net = segmenter.net
@@ -58,6 +111,8 @@ class TrackingSession:
         self.embeddings = EmbeddingStore(cache_bytes, self._store.folder / "embeddings", persistent)
         self._objects: dict[int, ObjectTrack] = {}
         self._lineage = Lineage()  # divisions
+        self._divided: dict[int, _Divided] = {}  # parent id -> a division made by divide()
+        self._rejected: dict[int, set[int]] = {}  # object id -> split frames of undone divisions
         #: Every call that changed the results, in order (see :mod:`.history`): replaying it on a new
         #: session of the same stack and model gives the same results, bit for bit.
         self.history: list[Record] = []
@@ -101,7 +156,7 @@ class TrackingSession:
             raise SessionClosedError("This tracking session is closed (its temporary files are gone); open a new "
                                      "one on the stack to go on.")
 
-    def _check_frame(self, frame) -> int:
+    def _check_frame(self, frame: object) -> int:
         self._check_open()
         if isinstance(frame, (bool, np.bool_)) or not isinstance(frame, (int, np.integer)):
             raise PromptError(f"frame must be an integer index; got {frame!r}.")
@@ -109,14 +164,14 @@ class TrackingSession:
             raise PromptError(f"frame {frame} is outside the stack (0 ... {self.num_frames - 1}).")
         return int(frame)
 
-    def _check_new_id(self, obj_id) -> int:
+    def _check_new_id(self, obj_id: object) -> int:
         if isinstance(obj_id, (bool, np.bool_)) or not isinstance(obj_id, (int, np.integer)) or obj_id < 1:
             raise PromptError(f"obj_id must be a positive integer (it becomes the label value); got {obj_id!r}.")
         if obj_id > MAX_OBJ_ID:
             raise PromptError(f"obj_id {obj_id} is too large for a label image; use ids up to {MAX_OBJ_ID}.")
         return int(obj_id)
 
-    def _track(self, obj_id) -> ObjectTrack:
+    def _track(self, obj_id: int) -> ObjectTrack:
         self._check_open()
         track = self._objects.get(obj_id)
         if track is None:
@@ -176,7 +231,9 @@ class TrackingSession:
         return out.memory
 
     # ---------------------------------------------------------------- prompts
-    def set_prompts(self, frame: int, obj_id: int, points=None, labels=None, box=None, mask=None, *,
+    def set_prompts(self, frame: int, obj_id: int, points: npt.ArrayLike | None = None,
+                    labels: npt.ArrayLike | None = None, box: npt.ArrayLike | None = None,
+                    mask: npt.ArrayLike | None = None, *,
                     prompts: Prompts | None = None) -> np.ndarray:
         """Make ``points``/``box``/``mask`` the prompts of ``obj_id`` on ``frame``.
 
@@ -273,7 +330,7 @@ class TrackingSession:
                     row = slice(j, j + 1)
                     outs[oid] = FrameOutput(heads.lowres[row].clone(), heads.obj_ptr[row].clone(),
                                             heads.object_score[row].clone(), None, from_prompt=True,
-                                            iou=heads.iou[row].clone(), exact=checked[oid].mask)
+                                            iou=_rows(heads.iou, row), exact=checked[oid].mask)
         result = {}
         for oid, out in outs.items():
             track = self._objects.setdefault(oid, ObjectTrack())
@@ -308,7 +365,9 @@ class TrackingSession:
         current result stays until the next propagation recomputes it.
         """
         frame = self._check_frame(frame)
-        ids = self.object_ids if obj_id is None else [self._track(obj_id) and obj_id]
+        if obj_id is not None:
+            self._track(obj_id)  # raises for an unknown id
+        ids = self.object_ids if obj_id is None else [obj_id]
         self.history.append(ClearPrompts(frame, obj_id))
         for oid in ids:
             track = self._objects[oid]
@@ -324,6 +383,8 @@ class TrackingSession:
         self._track(obj_id)
         del self._objects[obj_id]
         self._lineage.drop(obj_id)
+        self._divided.pop(obj_id, None)
+        self._rejected.pop(obj_id, None)
         self._store.drop(obj_id)
         self.history.append(RemoveObject(obj_id))
 
@@ -332,6 +393,8 @@ class TrackingSession:
         self._check_open()
         self._objects.clear()
         self._lineage = Lineage()
+        self._divided.clear()
+        self._rejected.clear()
         self._store.clear()
         self.history.clear()  # nothing done before a reset has any effect after it
 
@@ -394,7 +457,8 @@ class TrackingSession:
             for frame in track.cond:
                 track.noncond.pop(frame, None)
 
-    def _plan(self, start, direction, max_frames) -> tuple[list[tuple[int, bool]], list[int], int]:
+    def _plan(self, start: int | None, direction: str,
+              max_frames: int | None) -> tuple[list[tuple[int, bool]], list[int], int]:
         """(frames to visit with their direction, ids of the objects to track, the resolved start)."""
         self._check_open()
         if direction not in DIRECTIONS:
@@ -418,7 +482,8 @@ class TrackingSession:
         return {"forward": fwd, "backward": bwd, "both": fwd + bwd}[direction], active, start
 
     def propagate(self, start: int | None = None, direction: str = "forward", max_frames: int | None = None,
-                  stop_absent_after: int | None = None) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
+                  stop_absent_after: int | None = None, *,
+                  detect_divisions: DivisionRule | None = None) -> FrameResults:
         """Track every object frame by frame; yields ``(frame, {obj_id: (H, W) bool mask})``.
 
         ``start=None`` is the earliest prompted frame. ``"both"`` runs forward
@@ -431,6 +496,12 @@ class TrackingSession:
         prompted. Daughters and parents are tracked only on their frames (see :meth:`set_parent`).
         The yielded masks hold the objects tracked on that frame.
 
+        ``detect_divisions=DivisionRule(...)``: an object whose mask splits into two parts that stay apart
+        (see :mod:`.divisions`) on a forward pass is divided there (:meth:`divide`, ``automatic=True``) and
+        its daughters are tracked on: the pass goes on from the split frame, so those frames are yielded
+        again, with the daughters. Not for objects that already have daughters, nor for ones prompted with
+        points or boxes (or masks that are not two parts) on or after the split. See :meth:`divisions`.
+
         Every check (closed session, arguments, prompts) happens here, when ``propagate`` is called, not at
         the first ``next()``: a thread worker that iterates the generator only ever gets a valid run.
         """
@@ -438,11 +509,63 @@ class TrackingSession:
         if stop_absent_after is not None and (isinstance(stop_absent_after, bool) or int(stop_absent_after) < 1):
             raise PromptError(f"stop_absent_after must be a number of frames >= 1 (or None); got "
                               f"{stop_absent_after!r}.")
+        if detect_divisions is not None and not isinstance(detect_divisions, DivisionRule):
+            raise PromptError(f"detect_divisions must be a DivisionRule (napari_sam2.engine.tracking.divisions) or "
+                              f"None; got {type(detect_divisions).__name__}.")
         plan, active, start = self._plan(start, direction, max_frames)  # validate before any work
         stop = None if stop_absent_after is None else int(stop_absent_after)
-        return self._propagate(plan, active, PropagationRun(start, direction, max_frames, stop_absent_after=stop))
+        record = PropagationRun(start, direction, max_frames, stop_absent_after=stop)
+        if detect_divisions is not None:
+            return self._propagate_dividing(plan, active, record, detect_divisions)
+        return self._propagate(plan, active, record)
 
-    def _propagate(self, plan, active: list[int], record: PropagationRun):
+    def _propagate_dividing(self, plan: list[tuple[int, bool]], active: list[int], record: PropagationRun,
+                            rule: DivisionRule) -> FrameResults:
+        """:meth:`_propagate` that divides objects as they split: a pass ends on the frame that confirms a
+        division, the division is made, and the pass goes on from the split frame (the history holds the
+        runs and the :class:`Divide` records, so a replay needs no detection)."""
+        todo: list[tuple[int, str, int | None]] = []
+        while True:
+            watches: dict[int, DivisionWatch] = {}
+            found: list[tuple[int, _DivisionPlan]] = []
+            run = self._propagate(plan, active, record)
+            try:
+                for i, (frame, masks) in enumerate(run):
+                    yield frame, masks
+                    if plan[i][1]:
+                        continue  # a backward pass: a split backwards in time is two cells merging
+                    parents = set(self._lineage.parents.values())
+                    for oid, mask in masks.items():
+                        if oid in parents:
+                            continue
+                        if oid not in watches:
+                            watches[oid] = DivisionWatch(rule, self._rejected.get(oid, ()))
+                        split = watches[oid].update(frame, mask)
+                        if split is not None:
+                            try:
+                                found.append((oid, self._division_plan(oid, split.frame, split.masks, None,
+                                                                       rule.min_area, found)))
+                            except PromptError:
+                                pass  # prompted after the split, or no earlier prompt: the user's word
+                    if found:
+                        break
+            finally:
+                run.close()
+            if found:
+                for _, division in found:
+                    self._divide(division, automatic=True)
+                split_frame = found[0][1].frame
+                rest = None if record.max_frames is None else record.max_frames - (split_frame - record.start)
+                back = [(record.start, "backward", record.max_frames)] if record.direction == "both" else []
+                todo[:0] = [(split_frame, "forward", rest), *back]
+            if not todo:
+                return
+            start, direction, max_frames = todo.pop(0)
+            plan, active, start = self._plan(start, direction, max_frames)
+            record = PropagationRun(start, direction, max_frames, stop_absent_after=record.stop_absent_after)
+
+    def _propagate(self, plan: list[tuple[int, bool]], active: list[int],
+                   record: PropagationRun) -> FrameResults:
         self.history.append(record)
         try:
             for item in self._propagate_frames(plan, active, record.stop_absent_after):
@@ -452,7 +575,8 @@ class TrackingSession:
             record.failed = True
             raise
 
-    def _propagate_frames(self, plan, active: list[int], stop_absent_after: int | None = None):
+    def _propagate_frames(self, plan: list[tuple[int, bool]], active: list[int],
+                          stop_absent_after: int | None = None) -> FrameResults:
         self._commit_pending()
         objects = {oid: self._objects[oid] for oid in active}
         spans = {oid: self._span(oid) for oid in objects}
@@ -495,6 +619,7 @@ class TrackingSession:
                     track.noncond[frame] = out
                 track.tracked[frame] = reverse
                 masks[obj_id] = self._mask(out, obj_id, frame)
+                assert out.stats is not None  # _mask computed them
                 present = float(out.object_score.reshape(-1)[0]) > 0 and out.stats[0] > 0
                 absent[obj_id] = 0 if present else absent[obj_id] + 1
                 leaving = track.noncond.get(frame + behind * reach)
@@ -526,12 +651,14 @@ class TrackingSession:
         daughter starts: propagation no longer tracks it there, in either direction, and drops its
         earlier results on those frames. Prompt each daughter on the frame where it appears first.
         """
-        child = self._track(child_id) and int(child_id)
+        self._track(child_id)
+        child = int(child_id)
         if parent_id is None:
             self._lineage.link(child, None)
             self.history.append(SetParent(child, None))
             return
-        parent = self._track(parent_id) and int(parent_id)
+        self._track(parent_id)
+        parent = int(parent_id)
         self._lineage.check(child, parent, self._first_prompted, self._objects[parent].prompts)
         self._lineage.link(child, parent)
         self.history.append(SetParent(child, parent))
@@ -546,7 +673,116 @@ class TrackingSession:
         """``{daughter id: parent id}`` (a copy)."""
         return dict(self._lineage.parents)
 
-    def _track_frame(self, todo: list[tuple[int, ObjectTrack, tuple]], frame: int,
+    def divide(self, parent_id: int, frame: int, masks: Sequence[npt.ArrayLike | Prompts], *,
+               daughter_ids: tuple[int, int] | None = None, automatic: bool = False,
+               min_area: int = DEFAULT_MIN_AREA) -> tuple[int, int]:
+        """Divide ``parent_id`` on ``frame`` into two daughters prompted with ``masks`` (two (H, W) bool masks)
+        there, linked as with :meth:`set_parent` (the parent ends on the frame before). The parent's mask
+        prompts from ``frame`` on go to the daughters, each split into its two parts of at least
+        ``min_area`` pixels (e.g. a label stack seeded on every frame). ``daughter_ids``: default, new ids
+        after the largest in use. ``automatic``: marks a division found by ``propagate(detect_divisions=...)``
+        for review. Returns the daughters' ids; :meth:`undo_division` takes it back.
+
+        Raises :class:`PromptError` before anything changes if the parent has daughters already, no prompt
+        before ``frame``, or prompts from ``frame`` on that are not masks of two parts."""
+        division = self._division_plan(parent_id, frame, masks, daughter_ids, min_area)
+        self._divide(division, automatic)
+        return division.daughters
+
+    def _division_plan(self, parent_id: int, frame: int, masks: Sequence[npt.ArrayLike | Prompts],
+                       daughter_ids: tuple[int, int] | None, min_area: int,
+                       planned: Sequence[tuple[int, _DivisionPlan]] = ()) -> _DivisionPlan:
+        """Check a division (see :meth:`divide`) and say what it will do; changes nothing."""
+        track = self._track(parent_id)
+        parent, frame = int(parent_id), self._check_frame(frame)
+        if len(masks) != 2:
+            raise PromptError(f"a division needs two daughter masks; got {len(masks)}.")
+        prompts = tuple(m if isinstance(m, Prompts) else make_prompts(self.frame_shape, mask=m) for m in masks)
+        if any(p.mask is None or p.n_clicks or p.hw != self.frame_shape for p in prompts):
+            raise PromptError(f"a division takes two (H, W) masks of {self.frame_shape} pixels.")
+        children = sorted(c for c, p in self._lineage.parents.items() if p == parent)
+        if children:
+            raise PromptError(f"object {parent} has daughters already ({children}); undo that division first.")
+        if not any(f < frame for f in track.prompts):
+            raise PromptError(f"object {parent} has no prompt before frame {frame}: a parent must start before "
+                              f"its daughters.")
+        later = {f: p for f, p in track.prompts.items() if f >= frame}
+        halves = split_masks({f: p.mask for f, p in later.items() if p.mask is not None and not p.n_clicks},
+                             [np.asarray(p.mask) for p in prompts], int(min_area))
+        if halves is None or len(halves) != len(later):
+            raise PromptError(f"object {parent} has prompts on frame(s) {sorted(later)} from the division on that are "
+                              f"not masks of two parts: clear them, or divide it later.")
+        if daughter_ids is None:
+            top = max([*self._objects, *(d for _, plan in planned for d in plan.daughters)])
+            daughter_ids = (top + 1, top + 2)
+        ids = tuple(self._check_new_id(d) for d in daughter_ids)
+        if len(ids) != 2 or ids[0] == ids[1] or any(d in self._objects for d in ids):
+            raise PromptError(f"daughter ids must be two new object ids; got {tuple(daughter_ids)}.")
+        return _DivisionPlan(parent, frame, (ids[0], ids[1]), (prompts[0], prompts[1]), halves, int(min_area))
+
+    def _divide(self, division: _DivisionPlan, automatic: bool) -> None:
+        """Make a checked division; recorded as one :class:`Divide`."""
+        mark = len(self.history)
+        parent, frame, daughters = division.parent, division.frame, division.daughters
+        track = self._objects[parent]
+        moved = {f: (track.prompts.pop(f), track.cond.pop(f, None), track.pending.pop(f, None),
+                     track.tracked.pop(f, None)) for f in sorted(division.later)}
+        self.set_mask_prompts(frame, dict(zip(daughters, division.prompts)), masks_out=False)
+        for f, halves in sorted(division.later.items()):
+            if f != frame:
+                self.set_mask_prompts(f, dict(zip(daughters, halves)), masks_out=False)
+        for child in daughters:
+            self.set_parent(child, parent)
+        del self.history[mark:]  # the calls above are this one division
+        self.history.append(Divide(parent, frame, daughters, division.prompts, bool(automatic), division.min_area))
+        self._divided[parent] = _Divided(frame, daughters, bool(automatic), moved)
+
+    def undo_division(self, parent_id: int) -> None:
+        """Take back a division made by :meth:`divide` (e.g. an automatic one): its daughters (and their
+        daughters) are removed, the parent gets its prompts back and is tracked past the split again on the
+        next propagation, which does not divide it automatically on that split frame again."""
+        self._track(parent_id)
+        parent = int(parent_id)
+        done = self._divided.get(parent)
+        children = sorted(c for c, p in self._lineage.parents.items() if p == parent)
+        if done is None or children != sorted(done.daughters):
+            raise PromptError(f"object {parent} has no division made by divide() or detect_divisions to undo"
+                              + (f"; unlink its daughters {children} with set_parent(daughter, None)." if children
+                                 else "."))
+        mark = len(self.history)
+        for oid in reversed(descendants(self._lineage.parents, parent)):
+            self.remove_object(oid)
+        track = self._objects[parent]
+        for f, (prompts, cond, pending, tracked) in done.moved.items():
+            track.prompts[f] = prompts
+            track.noncond.pop(f, None)
+            if cond is not None:
+                track.cond[f] = cond
+            if pending is not None:
+                track.pending[f] = pending
+            if tracked is not None:
+                track.tracked[f] = tracked
+        del self._divided[parent]
+        self._rejected.setdefault(parent, set()).add(done.frame)
+        del self.history[mark:]
+        self.history.append(UndoDivision(parent))
+
+    def divisions(self, automatic_only: bool = False) -> list[Division]:
+        """Every division (parent, split frame, daughters, automatic), by frame then parent; with
+        ``automatic_only`` those found by ``propagate(detect_divisions=...)`` (to review, or
+        :meth:`undo_division`)."""
+        self._check_open()
+        out = []
+        for parent in sorted(set(self._lineage.parents.values())):
+            children = tuple(sorted(c for c, p in self._lineage.parents.items() if p == parent))
+            done = self._divided.get(parent)
+            automatic = done is not None and done.automatic and tuple(sorted(done.daughters)) == children
+            starts = [f for c in children for f in [self._first_prompted(c)] if f is not None]
+            if automatic or not automatic_only:
+                out.append(Division(parent, min(starts, default=self.num_frames), children, automatic))
+        return sorted(out, key=lambda d: (d.frame, d.parent))
+
+    def _track_frame(self, todo: list[tuple[int, ObjectTrack, tuple[list, list]]], frame: int,
                      reverse: bool) -> dict[int, FrameOutput]:
         """Segment ``frame`` for each object from its memory alone, and encode the new memories.
 
@@ -558,7 +794,7 @@ class TrackingSession:
         results: dict[int, FrameOutput] = {}
         with torch.inference_mode():
             emb = self.embedding(frame)
-            groups: dict[object, list[tuple[int, tracker.MemoryBank]]] = {}
+            groups: dict[object, list[tuple[int, tracker.MemoryBank, tuple]]] = {}
             for obj_id, track, selection in todo:
                 bank = self._memory_bank(obj_id, track, frame, reverse, selection)
                 groups.setdefault(bank.layout if self.batch_objects else obj_id, []).append(
@@ -572,7 +808,7 @@ class TrackingSession:
                     row = slice(i, i + 1)
                     results[obj_id] = FrameOutput(heads.lowres[row].clone(), heads.obj_ptr[row].clone(),
                                                   heads.object_score[row].clone(), memory[row].clone(),
-                                                  inputs=inputs, iou=heads.iou[row].clone())
+                                                  inputs=inputs, iou=_rows(heads.iou, row))
         return results
 
     # ---------------------------------------------------------------- results
@@ -608,7 +844,7 @@ class TrackingSession:
         out = self._track(obj_id).latest(frame)
         return None if out is None else float(out.object_score.reshape(-1)[0])
 
-    def label_dtype(self, dtype=None) -> np.dtype:
+    def label_dtype(self, dtype: npt.DTypeLike | None = None) -> np.dtype:
         """The label image's dtype: ``dtype`` if given (checked), else uint16, or uint32 for ids above 65535."""
         self._check_open()
         top = max(self._objects, default=0)
@@ -616,11 +852,11 @@ class TrackingSession:
             return label_dtype_for(top)
         dtype = np.dtype(dtype)
         if dtype.kind not in "iu" or top > np.iinfo(dtype).max:
-            raise PromptError(f"A {dtype} label image cannot hold object id {top}; use dtype=None "
-                              f"(uint16, or uint32 above 65535).")
+            raise LabelDtypeError(f"A {dtype} label image cannot hold object id {top}; use dtype=None "
+                                  f"(uint16, or uint32 above 65535).")
         return dtype
 
-    def frame_labels(self, frame: int, dtype=None) -> np.ndarray:
+    def frame_labels(self, frame: int, dtype: npt.DTypeLike | None = None) -> np.ndarray:
         """(H, W) labels of one frame: ``obj_id`` where its logit is the highest and > 0, else 0.
 
         ``dtype`` None: uint16, or uint32 when an object id exceeds 65535.
@@ -639,7 +875,7 @@ class TrackingSession:
             best = np.where(win, lg, best)
         return ids
 
-    def labels(self, dtype=None, path: str | Path | None = None):
+    def labels(self, dtype: npt.DTypeLike | None = None, path: str | Path | None = None) -> Any:
         """(T, H, W) label image of every frame (see :meth:`frame_labels`); T = 1 for a single image.
 
         A numpy array when it fits :data:`~napari_sam2.engine.storage.labels.LABELS_IN_MEMORY_BYTES`, else
@@ -655,7 +891,7 @@ class TrackingSession:
         """Write the labels of every frame that has a result into ``output`` (frames in order)."""
         self._check_open()
         if output.dtype.itemsize < self.label_dtype().itemsize:
-            raise PromptError(f"A {output.dtype} label image cannot hold object id {max(self._objects)}.")
+            raise LabelDtypeError(f"A {output.dtype} label image cannot hold object id {max(self._objects)}.")
         for frame in self.frames_with_output():
             output.write(frame, self.frame_labels(frame, output.dtype))
         return output
@@ -664,26 +900,32 @@ class TrackingSession:
         """One row per (object, frame) with a result, in (object, frame) order: ``frame``, ``obj_id``,
         ``present_score`` (object-presence probability, sigmoid of the logit), ``present_logit``,
         ``iou`` (the decoder's predicted IoU of the mask), ``area`` (pixels), ``centroid_row``,
-        ``centroid_col`` (NaN when empty), ``prompted`` (the frame has prompts of the object).
+        ``centroid_col`` (NaN when empty), ``prompted`` (the frame has prompts of the object),
+        ``divided_from`` (on a daughter's first frame of an automatic division: the parent's id, else None;
+        :func:`~napari_sam2.engine.tracking.track_table.doubtful_frames` lists those frames for review).
         Write it with :func:`~napari_sam2.engine.tracking.track_table.write_track_table`."""
         self._check_open()
+        born = {d: (div.parent, div.frame) for div in self.divisions(automatic_only=True) for d in div.daughters}
         rows = []
         for oid in ([obj_id] if obj_id is not None else sorted(self._objects)):
             track = self._track(oid)
             for frame in sorted(track.frames_with_output()):
                 out = track.latest(frame)
+                assert out is not None  # frames_with_output
                 if out.stats is None:
                     self._mask(out, oid, frame)
+                assert out.stats is not None  # _mask computed them
                 logit = float(out.object_score.reshape(-1)[0])
                 area, row, col = out.stats
                 rows.append({
                     "frame": frame, "obj_id": oid, "present_score": float(1 / (1 + np.exp(-logit))),
                     "present_logit": logit, "iou": None if out.iou is None else float(out.iou.reshape(-1)[0]),
                     "area": area, "centroid_row": row, "centroid_col": col, "prompted": frame in track.prompts,
+                    "divided_from": born[oid][0] if born.get(oid, (0, -1))[1] == frame else None,
                 })
         return rows
 
-    def export_ctc(self, folder: str | Path, overwrite: bool = False, labels=None):
+    def export_ctc(self, folder: str | Path, overwrite: bool = False, labels: Any = None) -> CtcSummary:
         """Write the results in the Cell Tracking Challenge format: ``mask000.tif`` ... (frames from 0)
         and ``res_track.txt`` with the lineage of :meth:`set_parent` (see :func:`~.ctc.write_ctc`; an
         object that vanishes and comes back becomes two linked tracks, as CTC requires). ``labels``: the
@@ -693,14 +935,25 @@ class TrackingSession:
         self._check_open()
         return write_ctc(folder, self.labels() if labels is None else labels, self.lineage, overwrite=overwrite)
 
-    def export_geff(self, path: str | Path, overwrite: bool = False, labels=None):
+    def export_geff(self, path: str | Path, overwrite: bool = False, labels: Any = None) -> Path:
         """Write the tracks as a GEFF graph (zarr): one node per object and frame (t, y, x centroid, area,
-        label), edges between an object's frames and from parents to daughters (see :func:`~.ctc.write_geff`).
+        label), edges between an object's frames and from parents to daughters (see :func:`~.geff.write_geff`).
         ``labels`` as for :meth:`export_ctc`."""
-        from ..io.ctc import write_geff
+        from ..io.geff import write_geff
 
         self._check_open()
         return write_geff(path, self.labels() if labels is None else labels, self.lineage, overwrite=overwrite)
+
+    def export_trackmate(self, path: str | Path, overwrite: bool = False, labels: Any = None) -> Path:
+        """Write the tracks as a TrackMate XML file that Fiji's TrackMate opens: one spot per object and frame
+        (centroid, radius, area in pixels), edges between an object's frames and from parents to daughters,
+        one track per lineage tree (see :func:`~.trackmate.write_trackmate`, which also takes a pixel size and
+        frame interval). ``labels`` as for :meth:`export_ctc`."""
+        from ..io.trackmate import write_trackmate
+
+        self._check_open()
+        return write_trackmate(path, self.labels() if labels is None else labels, self.lineage,
+                               overwrite=overwrite)
 
     def frames_with_output(self, obj_id: int | None = None) -> list[int]:
         """Sorted frames that have a result for ``obj_id`` (or for any object)."""

@@ -21,7 +21,7 @@ import numpy as np
 from ..io.atomic import write_text
 
 COLUMNS = ("frame", "obj_id", "present_score", "present_logit", "iou", "area", "centroid_row", "centroid_col",
-           "prompted")
+           "prompted", "divided_from")
 
 
 def mask_stats(mask: np.ndarray) -> tuple[int, float, float]:
@@ -47,7 +47,8 @@ def write_track_table(path: str | Path, rows: Iterable[dict]) -> Path:
 
 @dataclass(frozen=True)
 class Doubt:
-    """A frame worth checking: ``reason`` is ``"vanished"``, ``"area jump"`` or ``"low confidence"``."""
+    """A frame worth checking: ``reason`` is ``"vanished"``, ``"area jump"``, ``"low confidence"`` or
+    ``"automatic division"``."""
 
     frame: int
     obj_id: int
@@ -60,7 +61,8 @@ def doubtful_frames(rows: Sequence[dict], area_jump: float = 0.5, min_present: f
     """Frames where an object vanished (presence score falls below ``min_present`` after it was present),
     its area changed by more than ``area_jump`` (a fraction) from the previous frame, or its confidence
     (presence score x predicted IoU) dropped below ``min_iou`` while present. Prompted frames are the
-    user's own word and never doubtful. Sorted by frame, then object."""
+    user's own word and never doubtful, except a daughter's first frame of an automatic division (a row with
+    ``divided_from``): the division is the tracker's decision, to review. Sorted by frame, then object."""
     out: list[Doubt] = []
     by_obj: dict[int, list[dict]] = {}
     for row in rows:
@@ -68,6 +70,10 @@ def doubtful_frames(rows: Sequence[dict], area_jump: float = 0.5, min_present: f
     for oid, seq in by_obj.items():
         seq = sorted(seq, key=lambda r: r["frame"])
         for prev, row in zip([None, *seq[:-1]], seq):
+            if row.get("divided_from") is not None:
+                out.append(Doubt(row["frame"], oid, "automatic division",
+                                 f"daughter of object {row['divided_from']} (undo: undo_division)"))
+                continue
             if row["prompted"]:
                 continue
             present = row["present_score"] >= min_present and row["area"] > 0
@@ -75,7 +81,7 @@ def doubtful_frames(rows: Sequence[dict], area_jump: float = 0.5, min_present: f
             adjacent = prev is not None and abs(row["frame"] - prev["frame"]) == 1
             if was_present and adjacent and not present:
                 out.append(Doubt(row["frame"], oid, "vanished", f"presence {row['present_score']:.2f}"))
-            elif present and was_present and adjacent and prev["area"] > 0:
+            elif present and was_present and adjacent and prev is not None and prev["area"] > 0:
                 change = row["area"] / prev["area"] - 1
                 if abs(change) > area_jump:
                     out.append(Doubt(row["frame"], oid, "area jump", f"area {prev['area']} -> {row['area']}"))

@@ -74,6 +74,13 @@ def test_divide_marks_the_lineage_and_shows_tracks(sam2, qtbot, tmp_path):
     graph = traccuracy.load_ctc_data(str(tmp_path / "tracks_CTC"), str(tmp_path / "tracks_CTC" / "res_track.txt"))
     labels = ctl.session.labels()  # one node per object visible in a frame of the label image
     assert graph.graph.number_of_nodes() == sum(len(np.unique(f[f > 0])) for f in labels)
+    # and a TrackMate file for Fiji with the same spots and the division's two links
+    import xml.etree.ElementTree as ET
+
+    model = ET.parse(tmp_path / "tracks_trackmate.xml").getroot().find("Model")
+    assert model is not None and len(model.findall("./AllSpots/SpotsInFrame/Spot")) == graph.graph.number_of_nodes()
+    edges = model.findall("./AllTracks/Track/Edge")
+    assert len(edges) == graph.graph.number_of_edges()
 
 
 def test_the_lineage_is_the_sessions_plus_the_marks_not_sent_yet(sam2, qtbot):

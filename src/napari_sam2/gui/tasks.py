@@ -197,11 +197,20 @@ def table(session: TrackingSession) -> Iterator[TrackTable]:
     yield TrackTable(session.track_table(), session.lineage)
 
 
-def export_tracks(session: TrackingSession, csv_path: str, ctc_folder: str) -> Iterator[Status | Saved]:
-    """The track table as CSV and the tracks in CTC format (replacing earlier exports of the same name)."""
+def export_tracks(session: TrackingSession, csv_path: str, ctc_folder: str,
+                  trackmate_path: str | None = None) -> Iterator[Status | Saved]:
+    """The track table as CSV, the tracks in CTC format and, if a path is given, as a TrackMate XML file
+    (replacing earlier exports of the same names). The label image is made once for both exports."""
     from ..engine.tracking.track_table import write_track_table
 
     yield Status("Exporting the tracks …")
     write_track_table(csv_path, session.track_table())
-    summary = session.export_ctc(ctc_folder, overwrite=True)
-    yield Saved(f"{csv_path} and {ctc_folder}", f"the track table and {len(summary.tracks)} CTC track(s)")
+    labels = session.labels()
+    summary = session.export_ctc(ctc_folder, overwrite=True, labels=labels)
+    paths = [csv_path, ctc_folder]
+    if trackmate_path is not None:
+        session.export_trackmate(trackmate_path, overwrite=True, labels=labels)
+        paths.append(trackmate_path)
+    what = f"the track table and {len(summary.tracks)} CTC track(s)" + (" (also for TrackMate)" if trackmate_path
+                                                                          else "")
+    yield Saved(", ".join(paths), what)

@@ -244,16 +244,20 @@ class Tracking:
 
     # -------------------------------------------------------------- exports
     def export(self, csv_path: str | os.PathLike[str]) -> None:
-        """Write the track table to ``csv_path`` and the tracks in CTC format to ``<stem>_CTC/`` beside it."""
+        """Write the track table to ``csv_path``, and beside it the tracks in CTC format (``<stem>_CTC/``) and as
+        a TrackMate XML file for Fiji (``<stem>_trackmate.xml``)."""
         host = self.host
         if host.session is None:
             show_warning("There are no tracks to export yet.")
             return
         csv = Path(csv_path)
         ctc = csv.with_name(f"{csv.stem}_CTC")
+        trackmate = csv.with_name(f"{csv.stem}_trackmate.xml")
 
         def prepare() -> Prepared:
-            return None if host.session is None else (tasks.export_tracks, (host.session, str(csv), str(ctc)))
+            if host.session is None:
+                return None
+            return tasks.export_tracks, (host.session, str(csv), str(ctc), str(trackmate))
 
         host.runner.submit(Job(("export-tracks",), "save", prepare, self._exported, description="Exporting tracks"))
 

@@ -209,8 +209,8 @@ class Sam2Widget(QWidget):
         self.export_button = QPushButton("Export labels…")
         self.export_button.setToolTip("Write 'SAM2 labels' as OME-TIFF, OME-Zarr, zarr, TIFF or .npy")
         self.export_tracks_button = QPushButton("Export tracks…")
-        self.export_tracks_button.setToolTip("Write the track table (CSV) and the tracks in the Cell Tracking "
-                                             "Challenge format (a folder beside it)")
+        self.export_tracks_button.setToolTip("Write the track table (CSV) and, beside it, the tracks in the Cell "
+                                             "Tracking Challenge format (a folder) and for Fiji's TrackMate (XML)")
         files_box = QGroupBox("Files")
         box = QVBoxLayout(files_box)
         box.addLayout(_row(self.save_button, self.load_button))

@@ -7,7 +7,7 @@ without errors: ``<TrackMate version>`` holding ``<Model spatialunits timeunits>
 spots by frame, tracks of edges, filtered track ids), ``<Settings>`` (image data, crop, a manual detector and
 tracker, empty filters and analyzer lists), ``<GUIState>`` and ``<DisplaySettings>`` (JSON).
 
-The graph is the one the GEFF export builds (:class:`~.geff._GraphBuilder`, reading the stack once, one frame
+The graph is the one the GEFF export builds (:class:`~.track_graph.TrackGraph`, reading the stack once, one frame
 at a time): one spot per object and frame, at the object's centroid (``POSITION_X`` = column, ``POSITION_Y``
 = row, ``POSITION_Z`` = plane or 0; pixels, or physical units with a pixel size), with ``FRAME``,
 ``POSITION_T`` (frame x interval), ``AREA`` (2-D) or ``VOLUME`` (3-D), ``RADIUS`` of the disc (sphere) of that
@@ -31,8 +31,8 @@ import numpy as np
 
 from ...errors import OutputError
 from .atomic import Counter, Progress, require_parent, staged
-from .geff import _GraphBuilder
 from .label_scan import check_lineage, check_stack, normalise_parents, read_frame, refuse_occupied
+from .track_graph import TrackGraph
 
 #: ``version`` attribute of the root element: the TrackMate release whose file format is written.
 TRACKMATE_VERSION = "7.14.0"
@@ -157,7 +157,7 @@ def write_trackmate(
         raise OutputError(f"frame_interval must be a positive number, not {frame_interval}.")
     lineage = normalise_parents(parents)
     counter = Counter(progress, shape[0])
-    graph = _GraphBuilder(n_space)
+    graph = TrackGraph(n_space)
     for t in range(shape[0]):
         graph.add_frame(t, read_frame(labels, t, shape))
         counter.advance()
@@ -191,7 +191,7 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
-def _document(graph: _GraphBuilder, lineage: dict[int, int], cal: dict[str, Any]) -> ET.Element:
+def _document(graph: TrackGraph, lineage: dict[int, int], cal: dict[str, Any]) -> ET.Element:
     """The ``<TrackMate>`` root element of ``graph``."""
     root = ET.Element("TrackMate", version=TRACKMATE_VERSION)
     model = ET.SubElement(root, "Model", spatialunits=cal["space"], timeunits=cal["time"])
@@ -224,7 +224,7 @@ def _declare_features(declarations: ET.Element, n_space: int) -> None:
                           isint=str(is_int).lower())
 
 
-def _spot_frames(graph: _GraphBuilder, cal: dict[str, Any]) -> list[ET.Element]:
+def _spot_frames(graph: TrackGraph, cal: dict[str, Any]) -> list[ET.Element]:
     """One ``<SpotsInFrame>`` per frame (empty frames included), spots in node-id order."""
     scale, dt = cal["scale"], cal["dt"]
     size_feature = _SIZE_FEATURES[graph.n_space][0]

@@ -48,18 +48,21 @@ CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 IMAGE_SIZE = 512
 WEIGHTS_SEED = 7
 IMAGE_HW = (150, 190)
-IMAGE_SEED_BASE = 5000
-MAX_IMAGE_TRIES = 12
-MIN_MASKS, MAX_MASKS = 4, 60
+IMAGE_SEED_BASE = 5004
+MAX_IMAGE_TRIES = 4
+MAX_MASKS = 60
 
 #: Options per case, in Meta's names (points as (x, y) there; the fixture stores them as (row, col)).
 CASES: dict[str, dict] = {
-    "crops": dict(points_per_side=8, points_per_batch=24, pred_iou_thresh=0.3, stability_score_thresh=0.6,
-                  stability_score_offset=0.7, box_nms_thresh=0.6, crop_n_layers=1, crop_nms_thresh=0.55,
+    "crops": dict(points_per_side=8, points_per_batch=24, pred_iou_thresh=0.2, stability_score_thresh=0.5,
+                  stability_score_offset=0.7, box_nms_thresh=0.985, crop_n_layers=1, crop_nms_thresh=0.985,
                   crop_overlap_ratio=0.25, crop_n_points_downscale_factor=2, min_mask_region_area=12),
-    "m2m": dict(points_per_side=6, points_per_batch=10, pred_iou_thresh=0.25, stability_score_thresh=0.5,
-                mask_threshold=0.5, box_nms_thresh=0.75, use_m2m=True, multimask_output=False),
+    "m2m": dict(points_per_side=6, points_per_batch=10, pred_iou_thresh=0.0, stability_score_thresh=0.0,
+                mask_threshold=0.5, box_nms_thresh=0.99, use_m2m=True, multimask_output=False),
 }
+#: Fewest masks a case must give (with random weights the refinement makes every click's mask the same
+#: image-wide one, so the m2m case checks the refinement's numbers on one mask).
+MIN_COUNT = {"crops": 3, "m2m": 1}
 
 
 def exact_batched_nms(boxes, scores, idxs, iou_threshold):
@@ -142,8 +145,9 @@ def margins(stats: dict, options: dict) -> tuple[float, float]:
     iou = torch.cat(stats["iou"]) if stats["iou"] else torch.zeros(0)
     stab = torch.cat(stats["stability"]) if stats["stability"] else torch.zeros(0)
     stab = stab[torch.isfinite(stab)]
-    m_iou = float((iou - options.get("pred_iou_thresh", 0.8)).abs().min()) if len(iou) else 1.0
-    m_stab = float((stab - options.get("stability_score_thresh", 0.95)).abs().min()) if len(stab) else 1.0
+    t_iou, t_stab = options.get("pred_iou_thresh", 0.8), options.get("stability_score_thresh", 0.95)
+    m_iou = float((iou - t_iou).abs().min()) if len(iou) and t_iou > 0 else 1.0  # a 0 threshold filters nothing
+    m_stab = float((stab - t_stab).abs().min()) if len(stab) and t_stab > 0 else 1.0
     return m_iou, m_stab
 
 
@@ -202,7 +206,7 @@ def main(argv=None) -> int:
             print(f"image seed {image_seed} {name}: {summary['count']} masks in {summary['seconds']:.1f} s, "
                   f"IoU margin {summary['iou_margin']:.2e}, stability margin {summary['stability_margin']:.2e}, "
                   f"areas {summary['areas']}")
-            if not MIN_MASKS <= summary["count"] <= MAX_MASKS:
+            if not MIN_COUNT[name] <= summary["count"] <= MAX_MASKS:
                 problems.append(f"{name}: {summary['count']} masks")
             if summary["iou_margin"] < 1e-3 or summary["stability_margin"] < 1e-4:
                 problems.append(f"{name}: a score within a hair of its threshold")

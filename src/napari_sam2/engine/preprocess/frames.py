@@ -109,8 +109,10 @@ class FrameSource:
             self._window = compute_window(sample, self._contrast_limits, self._percentiles)
         return self._window
 
-    def model_input(self, index: int, size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        """Frame ``index`` as a normalised (1, 3, size, size) tensor.
+    def model_input(self, index: int, size: int, device: torch.device, dtype: torch.dtype,
+                    crop: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+        """Frame ``index`` (or its part ``crop`` = (row0, col0, row1, col1) of :attr:`frame_hw`) as a
+        normalised (1, 3, size, size) tensor.
 
         uint8 frames are resized exactly as Meta's video predictor resizes
         its frames (Pillow bicubic on 8-bit RGB); other data is windowed to
@@ -118,6 +120,8 @@ class FrameSource:
         8 bits.
         """
         frame = self.read(index)
+        if crop is not None:
+            frame = frame[crop[0]:crop[2], crop[1]:crop[3]]
         if not np.issubdtype(frame.dtype, np.integer) and not np.isfinite(frame).all():
             raise ImageDataError(f"Frame {index} contains NaN or infinite pixels; replace them (numpy.nan_to_num).")
         win = self.window

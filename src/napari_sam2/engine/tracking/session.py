@@ -10,7 +10,7 @@ shared. See docs/engine.md.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,8 +24,11 @@ from ...errors import LabelDtypeError, PromptError, SessionClosedError
 from ...model import tracker
 from ...model.sam2 import ImageEmbedding
 from ...model.tracker import MASK_LOGIT
+from ..automatic import FindOptions, resolve_options
+from ..automatic import find_objects as find_automatic
+from ..automatic.labels import objects_to_labels
 from ..coords.geometry import StackGeometry
-from ..coords.region import place_in_frame, prompts_in_region
+from ..coords.region import check_roi, place_in_frame, prompts_in_region
 from ..coords.transforms import upscale_logits
 from ..preprocess.frames import FrameSource
 from ..prompts import MAX_OBJ_ID, Prompts, label_prompts, make_prompts, seed_ids
@@ -357,6 +360,54 @@ class TrackingSession:
         mapping = seed_ids(prompts, self._objects, ids)
         self.set_mask_prompts(frame, {mapping[v]: p for v, p in prompts.items()}, batch=batch, masks_out=False)
         return mapping
+
+    def find_objects(self, frame: int, options: FindOptions | None = None,
+                     region: tuple[int, int, int, int] | None = None, min_area: int = 0, *,
+                     progress: Callable[[int, int], bool | None] | None = None, **changes: Any) -> dict[int, int]:
+        """Find every object on ``frame`` with SAM 2's automatic mask generator (see
+        :class:`~napari_sam2.engine.automatic.FindOptions`; ``**changes`` set single options) and make each
+        a NEW object seeded with its mask on ``frame``, as :meth:`add_objects_from_labels` seeds (frame-exact
+        masks, one history record, exact replay). Existing objects are never changed or merged into.
+
+        Overlaps: the better object (higher predicted IoU, then stability) keeps the shared pixels; an object
+        left with fewer than ``min_area`` pixels is dropped. ``region`` (row0, col0, row1, col1) in frame
+        coordinates: search only there (a session with a ``roi``: within it). ``progress(done, total)``
+        after each batch of clicks may return False to stop before anything changes (raises
+        :class:`~napari_sam2.engine.automatic.FindCancelled`).
+
+        Returns ``{label: obj_id}``: label k (1, 2, ...) is the k-th object kept, best first; the ids
+        count up from the largest id in use. Empty if nothing was found.
+        """
+        frame = self._check_frame(frame)
+        opts = resolve_options(options, changes)
+        if isinstance(min_area, bool) or not isinstance(min_area, (int, np.integer)) or min_area < 0:
+            raise PromptError(f"min_area must be a whole number of pixels >= 0; got {min_area!r}.")
+        hw = self.source.frame_hw  # what the model sees: the roi, if any
+        dr, dc = (0, 0) if self.roi is None else self.roi[:2]
+        local = None
+        if region is not None:
+            r0, c0, r1, c1 = check_roi(region, self.frame_shape)
+            local = (max(r0 - dr, 0), max(c0 - dc, 0), min(r1 - dr, hw[0]), min(c1 - dc, hw[1]))
+            if local[2] - local[0] < 8 or local[3] - local[1] < 8:
+                raise PromptError(f"The region {tuple(region)} lies (almost) outside the session's region "
+                                  f"{self.roi}; draw it inside.")
+        net = self.net
+
+        def embed(crop: tuple[int, int, int, int]) -> ImageEmbedding:
+            if crop == (0, 0, *hw):
+                return self.embedding(frame)
+            return net.encode_image(self.source.model_input(frame, net.cfg.image_size, net.device,
+                                                            net.compute_dtype, crop=crop))
+
+        found = find_automatic(net, hw, embed, opts, local, progress)
+        labels, kept = objects_to_labels(found, hw, int(min_area))
+        if not kept:
+            return {}
+        first = max(self._objects, default=0)
+        full = np.zeros(self.frame_shape, np.int64)
+        full[dr:dr + hw[0], dc:dc + hw[1]] = np.where(labels > 0, labels + first, 0)
+        mapping = self.add_objects_from_labels(frame, full, ids="labels")
+        return {k: mapping[k + first] for k in range(1, len(kept) + 1)}
 
     def clear_prompts(self, frame: int, obj_id: int | None = None) -> None:
         """Remove the prompts on ``frame`` of one object (or of all objects).

@@ -17,7 +17,8 @@ from napari_sam2.engine.automatic.grid import crop_layout, regular_grid
 from napari_sam2.engine.automatic.labels import objects_to_labels
 from napari_sam2.engine.automatic.nms import box_nms
 from napari_sam2.engine.automatic.options import FoundObject
-from napari_sam2.engine.automatic.regions import component_areas, fill_small_regions
+from napari_sam2.engine.automatic.regions import fill_small_regions
+from napari_sam2.engine.components import component_areas
 from napari_sam2.errors import PromptError
 from napari_sam2.model import VARIANTS
 from napari_sam2.model.checkpoint import CONFIG_KEY
@@ -109,12 +110,12 @@ def test_component_areas_are_8_connected_and_small_regions_are_filled():
     m[4, 4] = True  # touches the block diagonally: the same component (10)
     m[8:10, 8:11] = True  # 6 pixels
     m[0, 11] = True  # a speck
-    areas = component_areas(torch.from_numpy(m)[None])[0].numpy()
+    areas = component_areas(m[None])[0]
     assert areas[2, 2] == areas[4, 4] == 10 and areas[9, 9] == 6 and areas[0, 11] == 1 and areas[6, 6] == 0
-    # a spiral-free snake of 1-pixel width converges too
+    # a 1-pixel-wide snake is one component
     snake = np.zeros((9, 9), bool)
     snake[0, :] = snake[:, 8] = snake[8, :] = True
-    assert component_areas(torch.from_numpy(snake)[None])[0].numpy()[8, 0] == 25
+    assert component_areas(snake[None])[0][8, 0] == 25
     logits = np.where(m, 5.0, -5.0).astype(np.float32)
     logits[2, 2] = -1.0  # a one-pixel hole in the block
     out = fill_small_regions(torch.from_numpy(logits)[None, None], 6)[0, 0].numpy()

@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ...errors import PromptError
+from ..components import components
 
 #: Parts smaller than this (pixels) are fragments, by default.
 DEFAULT_MIN_AREA = 20
@@ -69,64 +70,13 @@ class Division:
     automatic: bool
 
 
-def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(row, start col, end col) of every horizontal run of True pixels, row-major (end exclusive)."""
-    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), np.int8)
-    padded[:, 1:-1] = mask
-    step = np.diff(padded, axis=1)
-    starts = np.argwhere(step == 1)
-    ends = np.argwhere(step == -1)
-    return starts[:, 0], starts[:, 1], ends[:, 1]
-
-
 def parts(mask: npt.ArrayLike, min_area: int = 1) -> list[np.ndarray]:
     """The 8-connected components of an (H, W) bool mask with at least ``min_area`` pixels, as (H, W) bool
     masks, in the row-major order of their first pixel."""
     mask = np.asarray(mask, bool)
     if mask.ndim != 2:
         raise PromptError(f"a mask must be (H, W); got shape {mask.shape}.")
-    hit_rows, hit_cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if hit_rows.size == 0:
-        return []
-    r0, k0 = int(hit_rows[0]), int(hit_cols[0])  # work in the bounding box
-    rows, c0, c1 = _runs(mask[r0:hit_rows[-1] + 1, k0:hit_cols[-1] + 1])
-    rows, c0, c1 = rows + r0, c0 + k0, c1 + k0
-    parent = list(range(len(rows)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    prev_lo = prev_hi = 0  # runs of the previous row: [prev_lo, prev_hi)
-    i = 0
-    while i < len(rows):
-        j = i
-        while j < len(rows) and rows[j] == rows[i]:
-            j += 1
-        if prev_hi > prev_lo and rows[prev_lo] == rows[i] - 1:
-            for k in range(i, j):
-                for m in range(prev_lo, prev_hi):  # 8-connected: the runs touch, diagonals included
-                    if max(c0[k], c0[m]) <= min(c1[k], c1[m]):
-                        a, b = root(k), root(m)
-                        if a != b:
-                            parent[max(a, b)] = min(a, b)  # the root is the component's first run
-        prev_lo, prev_hi = i, j
-        i = j
-    groups: dict[int, list[int]] = {}
-    for k in range(len(rows)):
-        groups.setdefault(root(k), []).append(k)
-    out = []
-    for first in sorted(groups):
-        members = groups[first]
-        if sum(int(c1[k] - c0[k]) for k in members) < min_area:
-            continue
-        part = np.zeros(mask.shape, bool)
-        for k in members:
-            part[rows[k], c0[k]:c1[k]] = True
-        out.append(part)
-    return out
+    return components(mask, min_area)
 
 
 def _centroid(mask: np.ndarray) -> np.ndarray:

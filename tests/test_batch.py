@@ -358,3 +358,70 @@ def test_options_take_changes_by_name():
         base.updated(fmt=".npy")
     with pytest.raises(TypeError, match="not a loaded model"):
         run_batch("unused.csv", "unused", model=object())
+
+
+# ------------------------------------------------------------------ --auto-seeds
+def test_batch_with_auto_seeds_runs_rows_without_prompts(data, model, tiny_checkpoint, tmp_path):
+    """With --auto-seeds a row may leave its prompts out: the worker finds the objects of its seed frame and
+    tracks them; a row with prompts replays them and adds the objects found. Each output equals
+    segment_file in this process with the same options (and the worker's thread count)."""
+    from napari_sam2.cli.segment import segment_file
+    from napari_sam2.engine.automatic import FindOptions
+
+    search = FindOptions(points_per_side=4, pred_iou_thresh=0, stability_score_thresh=0, box_nms_thresh=0.95)
+    manifest = tmp_path / "auto.csv"
+    manifest.write_text(f"stack,prompts\n{data / 'a.npy'},\n{data / 'b.tif'},{data / 'prompts' / 'b.json'}\n")
+    outdir = tmp_path / "out"
+    summary = run_batch(manifest, outdir, options(tiny_checkpoint, auto_seeds=search, seed_frame=1, min_area=10),
+                        workers=1, echo=lambda line: None)
+    assert (summary.done, summary.failed) == (2, 0), [r.message for r in summary.results]
+    status = status_lines(outdir)
+    assert status["a.npy"]["prompts"] == "" and status["b.tif"]["prompts"] == str(data / "prompts" / "b.json")
+    threads = {r.stack.name: r.torch_threads for r in summary.results}
+    for name, prompts in (("a.npy", None), ("b.tif", data / "prompts" / "b.json")):
+        with torch_threads(threads[name]):
+            result = segment_file(data / name, prompts, tmp_path / f"{name}.npy", model=model, auto_seeds=search,
+                                  seed_frame=1, min_area=10)
+        assert result.found >= 1
+        labels = read_output(outdir / output_name(name, ".ome.tif"))
+        np.testing.assert_array_equal(labels, np.load(tmp_path / f"{name}.npy"))
+        assert all(labels[t].any() for t in range(SHAPE[0]))
+    assert 1 in np.unique(labels)  # b.json's object kept next to the ones found
+    # A rerun skips both rows (an empty prompts cell matches the empty status cell).
+    again = run_batch(manifest, outdir, options(tiny_checkpoint, auto_seeds=search, seed_frame=1, min_area=10),
+                      workers=1, echo=lambda line: None)
+    assert again.skipped == 2
+
+
+def test_manifest_without_prompts_needs_auto_seeds(tmp_path):
+    from napari_sam2.cli.manifest import read_manifest
+    from napari_sam2.engine.automatic import FindOptions
+
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("stack\na.npy\nsub/b.tif\n")
+    assert read_manifest(manifest, prompts_required=False) == [
+        (2, tmp_path / "a.npy", None), (3, tmp_path / "sub" / "b.tif", None)]
+    with pytest.raises(ManifestError, match="has no 'prompts' column"):
+        run_batch(manifest, tmp_path / "out", model="unused")
+    manifest.write_text("stack,prompts\na.npy,\nb.npy,b.json\n")
+    with pytest.raises(ManifestError, match="line 2: the prompts cell is empty; give a path \\(or run the batch "
+                                            "with --auto-seeds"):
+        run_batch(manifest, tmp_path / "out", model="unused")
+    assert read_manifest(manifest, prompts_required=False) == [
+        (2, tmp_path / "a.npy", None), (3, tmp_path / "b.npy", tmp_path / "b.json")]
+    manifest.write_text("stack,prompts\n,a.json\n")
+    with pytest.raises(ManifestError, match="line 2: the stack cell is empty"):
+        run_batch(manifest, tmp_path / "out", model="unused", auto_seeds=FindOptions())
+
+
+def test_batch_command_line_takes_the_search_options():
+    from napari_sam2.cli.main import _options, build_parser
+
+    args = build_parser().parse_args(["batch", "m.csv", "-o", "out", "--auto-seeds", "--seed-frame", "2",
+                                      "--min-area", "30", "--points-per-side", "48", "--find-option",
+                                      "pred_iou_thresh=0.6"])
+    opts = _options(args)
+    assert opts.seed_frame == 2 and opts.min_area == 30
+    assert opts.auto_seeds is not None and (opts.auto_seeds.points_per_side, opts.auto_seeds.pred_iou_thresh) == (
+        48, 0.6)
+    assert _options(build_parser().parse_args(["batch", "m.csv", "-o", "out"])).auto_seeds is None

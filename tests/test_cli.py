@@ -427,3 +427,113 @@ def test_more_user_errors_are_one_line(tmp_path, model, tiny_checkpoint, capsys,
     monkeypatch.setenv("NAPARI_SAM2_DEBUG", "1")
     with pytest.raises(napari_sam2.NapariSam2Error):
         main(args)
+
+
+# ------------------------------------------------------------------ --auto-seeds
+#: Search settings under which the random-weight tiny model finds objects (its scores are arbitrary).
+LOOSE_SEARCH = ["--points-per-side", "4", "--find-option", "pred_iou_thresh=0", "--find-option",
+                "stability_score_thresh=0", "--find-option", "box_nms_thresh=0.95"]
+
+
+def test_segment_auto_seeds_finds_tracks_and_saves_a_prompt_file_that_replays(tmp_path, model, tiny_checkpoint,
+                                                                                capsys):
+    """--auto-seeds: the objects of the seed frame, found as session.find_objects finds them, tracked on every
+    frame; --save-prompts records them (SetMasks) so that replaying the file gives the same labels."""
+    from napari_sam2.engine.automatic import FindOptions
+    from napari_sam2.engine.io.prompt_file import load_annotation
+    from napari_sam2.engine.tracking.history import PropagationRun
+
+    data = stack_data()
+    np.save(tmp_path / "s.npy", data)
+    session = model.open_stack(data)
+    mapping = session.find_objects(2, FindOptions(points_per_side=4, pred_iou_thresh=0, stability_score_thresh=0,
+                                                  box_nms_thresh=0.95), min_area=10)
+    seeded = session.frame_labels(2)
+    session.close()
+    assert len(mapping) >= 2
+    out, saved = tmp_path / "s.labels.npy", tmp_path / "auto.json"
+    model_args = ["--model", str(tiny_checkpoint), "--device", "cpu", "--dtype", "float32", "-q"]
+    assert main(["segment", str(tmp_path / "s.npy"), "--auto-seeds", "--seed-frame", "2", "--min-area", "10",
+                 *LOOSE_SEARCH, "-o", str(out), "--save-prompts", str(saved), *model_args]) == 0
+    assert f"{len(mapping)} objects found on frame 2" in capsys.readouterr().err
+    labels = np.load(out)
+    assert labels.shape == (T, H, W)
+    np.testing.assert_array_equal(labels[2], seeded)  # frame-exact seeds on the seed frame
+    assert sorted(np.unique(labels[2])[1:]) == sorted(mapping.values())
+    assert all(labels[t].any() for t in range(T))  # tracked through the stack, both ways from frame 2
+    annotation = load_annotation(saved)
+    assert any(isinstance(r, PropagationRun) for r in annotation.history)
+    again = tmp_path / "again.npy"
+    assert main(["segment", str(tmp_path / "s.npy"), "-p", str(saved), "-o", str(again), *model_args]) == 0
+    np.testing.assert_array_equal(np.load(again), labels)
+
+
+def test_auto_seeds_after_a_prompt_file_add_objects_with_fresh_ids_inside_the_roi(tmp_path, model, tiny_checkpoint):
+    """With a prompt file, the objects found join the replayed ones (fresh ids, the replayed object kept); with
+    --roi the search stays in the region."""
+    from napari_sam2.cli.segment import segment_file
+    from napari_sam2.engine.automatic import FindOptions
+    from napari_sam2.engine.io.prompt_file import load_annotation
+
+    roi = (4, 6, 44, 50)
+    np.save(tmp_path / "s.npy", stack_data())
+    stack, session = tmp_path / "s.npy", model.open_stack(stack_data(), roi=roi)
+    session.set_prompts(0, 1, points=[[20, 25]])
+    prompts = session.save_prompts(tmp_path / "p.json", names={1: "cell A"})
+    session.close()
+    search = FindOptions(points_per_side=4, pred_iou_thresh=0, stability_score_thresh=0, box_nms_thresh=0.95)
+    result = segment_file(stack, prompts, tmp_path / "o.npy", model=model, roi=roi, auto_seeds=search,
+                          save_prompts=tmp_path / "all.json")
+    labels = np.load(tmp_path / "o.npy")
+    ids = set(np.unique(labels).tolist()) - {0}
+    assert result.found >= 1 and 1 in ids and len(ids) == 1 + result.found
+    assert ids - {1} == set(range(2, 2 + result.found))  # fresh ids after the replayed object 1
+    outside = np.ones((H, W), bool)
+    outside[roi[0]:roi[2], roi[1]:roi[3]] = False
+    assert not labels[:, outside].any()
+    session = model.open_stack(np.load(stack), roi=roi)
+    saved = load_annotation(tmp_path / "all.json")
+    assert saved.names[1] == "cell A" and len(saved.names) == len(ids)  # the replayed object keeps its name
+    saved.replay(session)
+    np.testing.assert_array_equal(session.labels(), labels)
+    session.close()
+
+
+def test_auto_seeds_finding_nothing_exits_1_with_one_line_and_writes_nothing(tmp_path, tiny_checkpoint, capsys):
+    np.save(tmp_path / "s.npy", stack_data(2))
+    out = tmp_path / "o.ome.tif"
+    args = ["segment", str(tmp_path / "s.npy"), "--min-area", str(H * W), *LOOSE_SEARCH, "-o", str(out),
+            "--track-table", str(tmp_path / "t.csv"), "--save-prompts", str(tmp_path / "p.json"), "--model",
+            str(tiny_checkpoint), "--device", "cpu", "--dtype", "float32", "-q"]  # --min-area implies --auto-seeds
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("napari-sam2: error: No objects were found on frame 0"), err
+    assert f"smaller --min-area (now {H * W})" in err and "more --points-per-side (now 4)" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.npy"]
+
+
+@pytest.mark.parametrize(
+    "extra, code, match",
+    [
+        (["--find-option", "pred_iou=0.5"], 2, "--find-option takes NAME=VALUE with NAME one of points_per_side"),
+        (["--find-option", "use_m2m=maybe"], 2, "--find-option use_m2m takes true or false"),
+        (["--find-option", "pred_iou_thresh=2"], 1, "pred_iou_thresh must be a number in \\[0.0, 1.0\\]"),
+        (["--points-per-side", "8", "--find-option", "points_per_side=4"], 1, "points_per_side was given twice"),
+        (["--auto-seeds", "--seed-frame", "9"], 1, "--seed-frame 9 is outside the stack's 2 frames"),
+    ],
+)
+def test_bad_search_options_are_refused_before_any_work(tmp_path, tiny_checkpoint, capsys, extra, code, match):
+    import re
+
+    np.save(tmp_path / "s.npy", stack_data(2))
+    args = ["segment", str(tmp_path / "s.npy"), *extra, "-o", str(tmp_path / "o.npy"), "--model",
+            str(tiny_checkpoint), "--device", "cpu", "-q"]
+    if code == 2:
+        with pytest.raises(SystemExit) as exc:
+            main(args)
+        assert exc.value.code == 2
+    else:
+        assert main(args) == 1
+    err = capsys.readouterr().err
+    assert re.search(match, err), err
+    assert not (tmp_path / "o.npy").exists()

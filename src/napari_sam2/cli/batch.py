@@ -81,7 +81,9 @@ def run_batch(manifest: str | Path, outdir: str | Path, options: SegmentOptions 
     """Segment every row of ``manifest`` on a dask.distributed cluster into ``outdir`` (see the module docs).
 
     Args:
-        manifest: CSV file with the columns ``stack,prompts`` (paths relative to its folder, or absolute).
+        manifest: CSV file with the columns ``stack,prompts`` (paths relative to its folder, or absolute); with
+            ``options.auto_seeds`` (``--auto-seeds``) the prompts may be left out (see
+            :mod:`~napari_sam2.cli.manifest`).
         outdir: output folder (created if missing); holds the label images and ``status.csv``.
         scheduler: address of a running scheduler (``tcp://host:8786``); default: a local cluster of ``workers``
             processes, started and closed here.
@@ -112,7 +114,7 @@ def run_batch(manifest: str | Path, outdir: str | Path, options: SegmentOptions 
     fmt = check_format(fmt)
     if int(workers) < 1:
         raise ValueError(f"workers must be at least 1, not {workers}.")
-    entries = read_manifest(manifest)
+    entries = read_manifest(manifest, prompts_required=options.auto_seeds is None)
     outdir = make_outdir(outdir)
     rows = plan_rows(entries, outdir, fmt, manifest)
     book = StatusBook(outdir / STATUS_FILE, [r.output.name for r in rows])
@@ -130,7 +132,8 @@ def run_batch(manifest: str | Path, outdir: str | Path, options: SegmentOptions 
         resources = _resources(client, options.device, echo)
         client.register_plugin(ModelPlugin(str(options.model), options.device, options.dtype, workers),
                                name=PLUGIN_NAME)
-        futures = {client.submit(segment_task, str(r.stack), str(r.prompts), str(r.output), options, pure=False,
+        futures = {client.submit(segment_task, str(r.stack), None if r.prompts is None else str(r.prompts),
+                                 str(r.output), options, pure=False,
                                  resources=resources, key=f"napari-sam2-batch-{r.output.name}-{os.urandom(4).hex()}"): r
                    for r in todo}
         _collect(client, futures, book, summary, echo)

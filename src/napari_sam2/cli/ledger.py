@@ -4,10 +4,10 @@
 of every row ever run into OUTDIR: ``status`` is ``done`` or ``failed``, ``message`` the one-line reason of a
 failure (napari-sam2's own errors by their message, anything else as ``TypeName: message``), ``seconds`` the
 task's wall time on its worker (the first task of a worker includes loading the model), ``output`` the file
-name inside OUTDIR, ``stack`` and ``prompts`` absolute paths. It is rewritten atomically (a temporary file,
-then ``os.replace``) every time a task finishes: the rows of the manifest first, in manifest order, then the
-rows of earlier runs for stacks that are not in this manifest. A row keeps its earlier line until its new
-attempt finishes.
+name inside OUTDIR, ``stack`` and ``prompts`` absolute paths (``prompts`` empty for a row without one). It
+is rewritten atomically (a temporary file, then ``os.replace``) every time a task finishes: the rows of the
+manifest first, in manifest order, then the rows of earlier runs for stacks that are not in this manifest. A
+row keeps its earlier line until its new attempt finishes.
 
 **Reruns.** A row is skipped when status.csv says ``done`` for its output, with the same stack and prompt
 paths, and the output exists (:func:`is_done`); every other row runs (again).
@@ -24,7 +24,7 @@ from ..engine.io.atomic import write_text
 from ..errors import OutputError
 from .manifest import Row
 
-__all__ = ["STATUS_COLUMNS", "STATUS_FILE", "RowResult", "StatusBook", "is_done", "read_status"]
+__all__ = ["STATUS_COLUMNS", "STATUS_FILE", "RowResult", "StatusBook", "is_done", "prompt_cell", "read_status"]
 
 #: Columns of ``OUTDIR/status.csv``, in order.
 STATUS_COLUMNS = ("stack", "prompts", "output", "status", "seconds", "message")
@@ -42,7 +42,7 @@ class RowResult:
     """
 
     stack: Path
-    prompts: Path
+    prompts: Path | None
     output: Path
     status: str  # "done" | "failed"
     seconds: float | None
@@ -55,7 +55,7 @@ class RowResult:
     def status_row(self) -> dict[str, str]:
         """This result as a status.csv line."""
         seconds = "" if self.seconds is None else f"{self.seconds:.1f}"
-        return {"stack": str(self.stack), "prompts": str(self.prompts), "output": self.output.name,
+        return {"stack": str(self.stack), "prompts": prompt_cell(self.prompts), "output": self.output.name,
                 "status": self.status, "seconds": seconds, "message": self.message}
 
 
@@ -115,4 +115,9 @@ def is_done(row: Row, book: StatusBook) -> bool:
     """status.csv says ``done`` for this row's output, stack and prompts, and the output exists."""
     line = book.get(row.output.name)
     return (line is not None and line["status"] == "done" and line["stack"] == str(row.stack)
-            and line["prompts"] == str(row.prompts) and row.output.exists())
+            and line["prompts"] == prompt_cell(row.prompts) and row.output.exists())
+
+
+def prompt_cell(prompts: Path | None) -> str:
+    """The ``prompts`` cell of status.csv: the absolute path, or empty for a row without a prompt file."""
+    return "" if prompts is None else str(prompts)

@@ -1,11 +1,14 @@
 """``napari-sam2``: segment stacks from a prompt file, run batches, download models, show the setup.
 
-    napari-sam2 segment STACK [--prompts FILE] [--seeds LABELS --seed-frame N] -o OUT [--axis t|z|N]
+    napari-sam2 segment STACK [--prompts FILE] [--seeds LABELS] [--seed-frame N] -o OUT [--axis t|z|N]
+                        [--auto-seeds [--min-area A] [--points-per-side K] [--find-option NAME=VALUE]]
                         [--plane AXIS=INDEX] [--roi R0,C0,R1,C1] [--track-table CSV] [--ctc FOLDER]
-                        [--trackmate XML] [--detect-divisions [--division-frames N] [--division-min-area A]]
+                        [--trackmate XML] [--save-prompts JSON]
+                        [--detect-divisions [--division-frames N] [--division-min-area A]]
                         [--model NAME|PATH] [--device DEV] [--dtype auto|float32|bfloat16|float16]
                         [--overwrite] [--quiet]
     napari-sam2 batch MANIFEST.csv -o OUTDIR [--scheduler ADDRESS] [--workers N] [--format .ome.tif]
+                        [--auto-seeds [--seed-frame N] [--min-area A] [--points-per-side K] [--find-option ...]]
                         [--model ...] [--device ...] [--dtype ...]
     napari-sam2 download [NAME ...]
     napari-sam2 info
@@ -27,12 +30,13 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingExtraError, NapariSam2Error, OutputError, plural
 from .options import SegmentOptions
 
 if TYPE_CHECKING:
+    from ..engine.automatic import FindOptions
     from ..engine.tracking.divisions import DivisionRule
 
 #: Errors that are the user's to fix: one line, no traceback. Anything else is a bug (traceback, "please report").
@@ -119,6 +123,46 @@ def _output(text: str) -> Path:
     return Path(text)
 
 
+def _find_option(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` of ``--find-option``: NAME a :class:`~napari_sam2.engine.automatic.FindOptions` field, VALUE
+    parsed as that field's type (a whole number, a number, or true/false)."""
+    from dataclasses import fields
+
+    from ..engine.automatic import FindOptions
+
+    defaults: dict[str, Any] = {f.name: f.default for f in fields(FindOptions) if f.name != "point_grids"}
+    name, sep, value = text.partition("=")
+    name = name.strip().replace("-", "_")
+    if not sep or name not in defaults:
+        raise argparse.ArgumentTypeError(f"--find-option takes NAME=VALUE with NAME one of {', '.join(defaults)}; "
+                                         f"got {text!r}")
+    kind = type(defaults[name])
+    word = value.strip().lower()
+    try:
+        if kind is bool:
+            if word not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(word)
+            return name, word in ("true", "1", "yes")
+        return name, int(word) if kind is int else float(word)
+    except ValueError:
+        what = "true or false" if kind is bool else "a whole number" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"--find-option {name} takes {what}; got {value!r}") from None
+
+
+def _auto_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--auto-seeds", action="store_true",
+                   help="find every object on the seed frame with SAM 2's automatic mask generator (after the "
+                        "prompt file's replay; fresh ids; inside --roi if given) and track them")
+    p.add_argument("--min-area", type=_count("--min-area", 0), default=None, metavar="A",
+                   help="drop objects found with fewer than A pixels (default 0; implies --auto-seeds)")
+    p.add_argument("--points-per-side", type=_count("--points-per-side", 1), default=None, metavar="K",
+                   help="search with a K x K grid of clicks (default 32; more finds smaller cells; implies "
+                        "--auto-seeds)")
+    p.add_argument("--find-option", type=_find_option, action="append", default=[], metavar="NAME=VALUE",
+                   help="any other setting of the search by its name in SAM 2's automatic mask generator, e.g. "
+                        "pred_iou_thresh=0.7 or stability_score_thresh=0.9 (repeatable; implies --auto-seeds)")
+
+
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="sam2.1_hiera_tiny",
                    help="checkpoint name (downloaded once) or .pt file (default: sam2.1_hiera_tiny)")
@@ -144,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--seeds", type=Path, default=None, help="a label image (e.g. Cellpose output): every label "
                                                                "becomes an object, prompted with its mask")
     seg.add_argument("--seed-frame", type=_count("--seed-frame", 0), default=0,
-                     help="the frame the seed labels belong to (default 0)")
+                     help="the frame the seed labels belong to, and that --auto-seeds searches (default 0)")
+    _auto_options(seg)
     seg.add_argument("--output", "-o", type=_output, required=True,
                      help="labels: .ome.tif, .ome.zarr, .zarr, .tif or .npy (by extension)")
     seg.add_argument("--axis", type=_axis, default=None, metavar="t|z|N",
@@ -162,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also write the tracks in the Cell Tracking Challenge format (masks + res_track.txt)")
     seg.add_argument("--trackmate", type=Path, default=None, metavar="XML",
                      help="also write the tracks as a TrackMate XML file for Fiji (spots, links, divisions)")
+    seg.add_argument("--save-prompts", type=Path, default=None, metavar="JSON",
+                     help="also write the prompt file of this run (replayed prompts, seeds, objects found, "
+                          "propagation): --prompts replays it, the widget's Load prompts... opens it for review")
     seg.add_argument("--detect-divisions", action="store_true",
                      help="divide an object where its mask splits into two parts that stay apart (daughters "
                           "tracked on; see docs/tracking.md)")
@@ -177,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     bat = sub.add_parser("batch", help="segment many stacks on dask.distributed",
                          description="Segment every row (stack,prompts) of a CSV manifest on a dask.distributed "
                                      "cluster; OUTDIR/status.csv records each result.")
-    bat.add_argument("manifest", type=Path, help="CSV with columns stack,prompts (paths relative to it)")
+    bat.add_argument("manifest", type=Path, help="CSV with columns stack,prompts (paths relative to it; with "
+                                                 "--auto-seeds the prompts may be left out)")
     bat.add_argument("--output", "-o", type=Path, required=True, help="output folder")
     bat.add_argument("--scheduler", default=None, help="address of a running scheduler (default: a local "
                                                        "cluster)")
@@ -185,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="worker processes of the local cluster (default 2)")
     bat.add_argument("--format", type=_format, default=".ome.tif", dest="fmt",
                      help="output extension (default .ome.tif)")
+    bat.add_argument("--seed-frame", type=_count("--seed-frame", 0), default=0,
+                     help="the frame --auto-seeds searches in every stack (default 0)")
+    _auto_options(bat)
     _model_options(bat)
 
     dl = sub.add_parser("download", help="download official checkpoints into the cache folder")
@@ -208,7 +260,25 @@ def _options(a: argparse.Namespace) -> SegmentOptions:
     return SegmentOptions(model=a.model, device=a.device, dtype=a.dtype, axis=getattr(a, "axis", None),
                           planes=dict(getattr(a, "plane", [])), roi=getattr(a, "roi", None),
                           seed_frame=getattr(a, "seed_frame", 0), overwrite=getattr(a, "overwrite", False),
-                          detect_divisions=_division_rule(a))
+                          detect_divisions=_division_rule(a), auto_seeds=_find_options(a),
+                          min_area=getattr(a, "min_area", None) or 0)
+
+
+def _find_options(a: argparse.Namespace) -> FindOptions | None:
+    """The search of ``--auto-seeds`` / ``--points-per-side`` / ``--find-option`` / ``--min-area`` (None: not
+    asked); PromptError for a value out of range or points_per_side given twice."""
+    changes = dict(getattr(a, "find_option", []))
+    points = getattr(a, "points_per_side", None)
+    if not getattr(a, "auto_seeds", False) and not changes and points is None and getattr(a, "min_area", None) is None:
+        return None
+    from ..engine.automatic import FindOptions
+    from ..errors import PromptError
+
+    if points is not None:
+        if changes.get("points_per_side", points) != points:
+            raise PromptError("points_per_side was given twice (--points-per-side and --find-option); give it once.")
+        changes["points_per_side"] = points
+    return FindOptions().replace(**changes)
 
 
 def _division_rule(a: argparse.Namespace) -> DivisionRule | None:
@@ -240,11 +310,13 @@ def _segment(a: argparse.Namespace) -> int:
 
     try:
         result = segment_file(a.stack, a.prompts, a.output, _options(a), seeds=a.seeds, track_table=a.track_table,
-                              ctc=a.ctc, trackmate=a.trackmate, on_frame=on_frame)
+                              ctc=a.ctc, trackmate=a.trackmate, save_prompts=a.save_prompts, on_frame=on_frame)
     finally:
         if bar is not None:
             bar.close()
     extra = " (no propagation was recorded: propagated through the whole stack)" if result.propagated_extra else ""
+    if result.found:
+        extra = f" ({plural(result.found, 'object')} found on frame {a.seed_frame}, tracked through the stack)"
     print(f"{result.output}: {plural(result.frames, 'frame')} in {result.seconds:.1f} s{extra}", file=sys.stderr)
     return 0
 

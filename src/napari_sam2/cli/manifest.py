@@ -8,6 +8,14 @@ Paths are relative to the manifest's folder unless absolute; blank lines and ext
     embryo1.ome.tif,prompts/embryo1.json,first
     /data/embryo2.zarr,prompts/embryo2.json,
 
+A batch run with ``--auto-seeds`` finds the objects of every stack itself: its manifest may leave a row's
+``prompts`` cell empty, or have no ``prompts`` column at all (a row with a prompt file replays it, then the
+objects found are added)::
+
+    stack,prompts
+    embryo1.ome.tif,
+    embryo2.ome.tif,prompts/embryo2.json
+
 Every row writes ``OUTDIR/<stack name without its extension>.labels<fmt>`` (``embryo1.labels.ome.tif``).
 Two rows whose outputs would have the same name are refused before anything runs.
 """
@@ -36,11 +44,12 @@ STACK_SUFFIXES = STACK_FORMATS
 
 @dataclass(frozen=True)
 class Row:
-    """One manifest row: ``line`` in the CSV file, absolute ``stack``/``prompts`` paths and the ``output``."""
+    """One manifest row: ``line`` in the CSV file, absolute ``stack``/``prompts`` paths (``prompts`` None: none,
+    a batch with ``--auto-seeds``) and the ``output``."""
 
     line: int
     stack: Path
-    prompts: Path
+    prompts: Path | None
     output: Path
 
 
@@ -65,11 +74,12 @@ def output_name(stack: str | Path, fmt: str) -> str:
     return f"{name}.labels{fmt}"
 
 
-def read_manifest(path: str | Path) -> list[tuple[int, Path, Path]]:
+def read_manifest(path: str | Path, prompts_required: bool = True) -> list[tuple[int, Path, Path | None]]:
     """The ``(line, stack, prompts)`` rows of a manifest, paths made absolute against its folder.
 
-    Raises ManifestError when the file is missing or unreadable, has no header, lacks a column, has an
-    empty ``stack`` or ``prompts`` cell, or lists no stack.
+    With ``prompts_required=False`` (a batch with ``--auto-seeds``) the ``prompts`` column and its cells may
+    be left out (``prompts`` None). Raises ManifestError when the file is missing or unreadable, has no
+    header, lacks a column, has an empty ``stack`` (or required ``prompts``) cell, or lists no stack.
     """
     path = Path(path)
     if not path.is_file():
@@ -85,22 +95,25 @@ def read_manifest(path: str | Path) -> list[tuple[int, Path, Path]]:
         raise ManifestError(f"The manifest {path} is empty; its first line must name the columns stack,prompts "
                             f"and every further line one stack and its prompt file.")
     header = [c.strip().lower() for c in lines[0][1]]
-    missing = [c for c in MANIFEST_COLUMNS if c not in header]
+    columns = MANIFEST_COLUMNS if prompts_required or "prompts" in header else ("stack",)
+    missing = [c for c in columns if c not in header]
     if missing:
         raise ManifestError(f"The manifest {path} has no {' and no '.join(repr(c) for c in missing)} column "
                             f"(its header is {','.join(header)}); its first line must name the columns "
                             f"stack,prompts.")
     if len(lines) == 1:
         raise ManifestError(f"The manifest {path} lists no stack: it has a header but no rows.")
-    where = {c: header.index(c) for c in MANIFEST_COLUMNS}
+    where = {c: header.index(c) for c in columns}
     folder = path.parent
-    rows = []
+    rows: list[tuple[int, Path, Path | None]] = []
     for n, cells in lines[1:]:
         values = {c: cells[i].strip() if i < len(cells) else "" for c, i in where.items()}
-        empty = [c for c, v in values.items() if not v]
+        empty = [c for c, v in values.items() if not v and (c == "stack" or prompts_required)]
         if empty:
-            raise ManifestError(f"{path}, line {n}: the {' and '.join(empty)} cell is empty; give a path.")
-        rows.append((n, _absolute(folder, values["stack"]), _absolute(folder, values["prompts"])))
+            hint = " (or run the batch with --auto-seeds to find the objects)" if empty == ["prompts"] else ""
+            raise ManifestError(f"{path}, line {n}: the {' and '.join(empty)} cell is empty; give a path{hint}.")
+        prompts = values.get("prompts", "")
+        rows.append((n, _absolute(folder, values["stack"]), _absolute(folder, prompts) if prompts else None))
     return rows
 
 
@@ -117,7 +130,7 @@ def _absolute(folder: Path, text: str) -> Path:
     return Path(os.path.abspath(folder / Path(text).expanduser()))
 
 
-def plan_rows(entries: list[tuple[int, Path, Path]], outdir: Path, fmt: str, manifest: str | Path) -> list[Row]:
+def plan_rows(entries: list[tuple[int, Path, Path | None]], outdir: Path, fmt: str, manifest: str | Path) -> list[Row]:
     """One :class:`Row` per manifest entry; ManifestError if two rows would write the same output."""
     rows: list[Row] = []
     seen: dict[str, Row] = {}

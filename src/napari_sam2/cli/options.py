@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..engine.automatic import FindOptions
     from ..engine.segmenter import Segmenter
     from ..engine.tracking.divisions import DivisionRule
 
@@ -37,11 +38,15 @@ class SegmentOptions:
         planes: ``{axis: index}`` for extra axes to hold still (4-D / 5-D stacks).
         roi: (row0, col0, row1, col1): track in this region at the model's full resolution; None: the region
             the prompt file was saved with, if any.
-        seed_frame: the frame that seed labels belong to.
+        seed_frame: the frame that seed labels belong to, and that ``auto_seeds`` searches.
         overwrite: replace existing outputs (a batch always does; see :mod:`~napari_sam2.cli.batch`).
         workdir: folder for the session's temporary files.
         detect_divisions: divide objects whose masks split (a
             :class:`~napari_sam2.engine.tracking.divisions.DivisionRule`), see docs/tracking.md; None: never.
+        auto_seeds: find every object on ``seed_frame`` with SAM 2's automatic mask generator, searching as
+            these :class:`~napari_sam2.engine.automatic.FindOptions` say (after the prompt file's replay; the
+            objects found get fresh ids), and track them; None: no search.
+        min_area: with ``auto_seeds``, objects found with fewer pixels than this are dropped.
     """
 
     model: str | Path | Segmenter = DEFAULT_MODEL
@@ -54,6 +59,8 @@ class SegmentOptions:
     overwrite: bool = False
     workdir: str | Path | None = None
     detect_divisions: DivisionRule | None = None
+    auto_seeds: FindOptions | None = None
+    min_area: int = 0
 
     def updated(self, **changes: Any) -> SegmentOptions:
         """A copy with ``changes`` (option names as keywords); TypeError names any unknown option."""

@@ -3,7 +3,8 @@
 The steps are the engine's, in order: read the stack lazily
 (:mod:`~napari_sam2.engine.io.stack_files`), read the prompt file
 (:mod:`~napari_sam2.engine.io.prompt_file`), open a session with the geometry
-the file was saved with, replay its history (exactly), write the labels
+the file was saved with, replay its history (exactly), optionally find objects on the seed frame
+(:mod:`~napari_sam2.engine.automatic`), write the labels
 (:mod:`~napari_sam2.engine.io.label_files`, atomically).
 """
 
@@ -21,11 +22,13 @@ from ..engine.io.prompt_file import Annotation, check_fits, load_annotation
 from ..engine.io.stack_files import read_stack
 from ..engine.storage.labels import LabelOutput
 from ..engine.tracking.history import PropagationRun
-from ..errors import ImageDataError, OutputError
+from ..errors import ImageDataError, OutputError, PromptError
 from .options import SegmentOptions
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from ..engine.tracking.session import TrackingSession
 
 #: Axis letters that name a propagation axis, in order of preference.
 TRACK_LETTERS = ("T", "Z")
@@ -40,6 +43,7 @@ class SegmentResult:
     frames: int
     seconds: float
     propagated_extra: bool  # the file recorded no propagation, so one over the whole stack was run
+    found: int = 0  # objects found on the seed frame (``auto_seeds``)
 
 
 def resolve_axis(axis: str | int | None, axes: str | None, ndim: int) -> int | None:
@@ -128,7 +132,7 @@ def read_seeds(path: str | Path, frame: int, frame_hw: tuple[int, int]) -> np.nd
 def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Path,
                  options: SegmentOptions | None = None, *, seeds: str | Path | None = None,
                  track_table: str | Path | None = None, ctc: str | Path | None = None,
-                 trackmate: str | Path | None = None,
+                 trackmate: str | Path | None = None, save_prompts: str | Path | None = None,
                  on_frame: Callable[[int, int], None] | None = None, **changes: Any) -> SegmentResult:
     """Replay ``prompts`` on ``stack`` and write the label image to ``output`` (format by extension).
 
@@ -144,37 +148,49 @@ def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Pa
         track_table: also write the per-(object, frame) table (presence, IoU, area, centroid) as CSV.
         ctc: also write the tracks in the Cell Tracking Challenge format into this folder.
         trackmate: also write the tracks as a TrackMate XML file (Fiji), in pixel units.
+        save_prompts: also write the session's prompt file (JSON): the replayed history, the seeds and
+            the objects found, the propagation; replaying it gives these labels (and opens them for review
+            in the widget's *Load prompts…*).
         on_frame: ``on_frame(done, total)`` after each propagated frame: distinct frames with results so far,
             of the distinct frames the replay will propagate (a frame computed again is not counted again).
         **changes: options by name, over ``options`` (``model=..., overwrite=True``); TypeError for a name
             that is not one.
 
-    If the prompt file recorded no propagation, the objects are propagated through the whole stack
-    (both directions from the first prompted frame). With ``detect_divisions`` (``--detect-divisions``) that
-    run, after the replay in any case, divides objects whose masks split (see docs/tracking.md); frames the
-    replay computed are not computed again. Raises napari-sam2's errors (``PromptError``,
-    ``ImageDataError``, ``CheckpointError``, ``OutputError``) with a message saying what to do.
+    With ``auto_seeds`` (``--auto-seeds``; a :class:`~napari_sam2.engine.automatic.FindOptions`), every
+    object on frame ``seed_frame`` is found after the replay (inside ``roi``, if any; objects under
+    ``min_area`` pixels dropped) and added with fresh ids; a frame where nothing is found raises PromptError
+    before anything is written. If the prompt file recorded no propagation, or objects were found, the
+    objects are propagated through the whole stack (both directions from the first prompted frame). With
+    ``detect_divisions`` (``--detect-divisions``) that run, after the replay in any case, divides objects
+    whose masks split (see docs/tracking.md); frames the replay computed are not computed again. Raises
+    napari-sam2's errors (``PromptError``, ``ImageDataError``, ``CheckpointError``, ``OutputError``) with a
+    message saying what to do.
     """
     opts = SegmentOptions.of(options, **changes)
     model, overwrite, seed_frame, roi = opts.model, opts.overwrite, opts.seed_frame, opts.roi
     t0 = time.perf_counter()
     output = Path(output)
     label_format(output)
-    for path in (output, track_table, trackmate):  # nothing replaced without --overwrite, checked before any work
+    for path in (output, track_table, trackmate, save_prompts):  # nothing replaced without --overwrite, before work
         if path is not None and Path(path).exists() and not overwrite:
             raise OutputError(f"{path} exists; pass --overwrite (overwrite=True) to replace it.")
     if track_table is not None and Path(track_table).is_dir():
         raise OutputError(f"{track_table} is a folder; name a .csv file for the track table.")
     if trackmate is not None and Path(trackmate).is_dir():
         raise OutputError(f"{trackmate} is a folder; name a .xml file for the TrackMate export.")
-    for path in (output, track_table, ctc, trackmate):
+    if save_prompts is not None and Path(save_prompts).is_dir():
+        raise OutputError(f"{save_prompts} is a folder; name a .json file for the prompt file.")
+    for path in (output, track_table, ctc, trackmate, save_prompts):
         if path is not None and not Path(path).absolute().parent.is_dir():
             raise OutputError(f"The folder of {path} does not exist; create it first.")
     if ctc is not None and Path(ctc).exists() and (not Path(ctc).is_dir() or any(Path(ctc).iterdir())) \
             and not overwrite:  # a file is occupied too
         raise OutputError(f"{ctc} exists and is not empty; pass --overwrite (overwrite=True) to replace it.")
-    if prompts is None and seeds is None:
-        raise OutputError("Nothing to segment with: give a prompt file (--prompts) or seed labels (--seeds).")
+    if prompts is None and seeds is None and opts.auto_seeds is None:
+        raise OutputError("Nothing to segment with: give a prompt file (--prompts) or seed labels (--seeds), or "
+                          "find the objects automatically (--auto-seeds).")
+    if isinstance(opts.min_area, bool) or not isinstance(opts.min_area, int) or opts.min_area < 0:
+        raise PromptError(f"min_area (--min-area) must be a whole number of pixels >= 0; got {opts.min_area!r}.")
     annotation = None if prompts is None else load_annotation(prompts)
     source = read_stack(stack)
     try:
@@ -184,6 +200,9 @@ def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Pa
             check_fits(annotation, geometry.frame_hw, geometry.num_frames,
                        Path(prompts).name)  # type: ignore[arg-type]  # an annotation comes from prompts
         seed_labels = None if seeds is None else read_seeds(seeds, seed_frame, geometry.frame_hw)
+        if opts.auto_seeds is not None and not 0 <= seed_frame < geometry.num_frames:
+            raise ImageDataError(f"--seed-frame {seed_frame} is outside the stack's {geometry.num_frames} frames "
+                                 f"(0 ... {geometry.num_frames - 1}).")
         if isinstance(model, (str, Path)):
             from ..loading import load_model
 
@@ -194,9 +213,10 @@ def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Pa
                                    roi=None if roi is None else tuple(roi))  # type: ignore[arg-type]  # checked there
         try:
             history = [] if annotation is None else annotation.history
+            finding = opts.auto_seeds is not None
             extra = annotation is None or not annotation.has_propagation
             dividing = opts.detect_divisions is not None  # a last run that divides, after the replay
-            planned = set(range(geometry.num_frames)) if extra or dividing else set()  # "both" covers all
+            planned = set(range(geometry.num_frames)) if extra or dividing or finding else set()  # "both": all
             for run in history:
                 if isinstance(run, PropagationRun):
                     planned |= run_frames(run, geometry.num_frames)
@@ -211,7 +231,8 @@ def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Pa
                 session.add_objects_from_labels(seed_frame, seed_labels)
             if annotation is not None:
                 annotation.replay(session, on_frame=step)
-            if extra or dividing:
+            found = 0 if opts.auto_seeds is None else find_seeds(session, seed_frame, opts)
+            if extra or dividing or found:
                 for frame, _ in session.propagate(direction="both", detect_divisions=opts.detect_divisions):
                     step(frame)
             labels = session.write_labels(LabelOutput(geometry, session.label_dtype()))
@@ -223,6 +244,8 @@ def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Pa
                 session.export_ctc(ctc, overwrite=overwrite, labels=labels.array)  # the labels just made
             if trackmate is not None:
                 session.export_trackmate(trackmate, overwrite=overwrite, labels=labels.array)
+            if save_prompts is not None:
+                session.save_prompts(save_prompts, names=None if annotation is None else annotation.names)
         finally:
             session.close()
         data = labels.array if geometry.axis is not None else labels.array[0]
@@ -230,4 +253,18 @@ def segment_file(stack: str | Path, prompts: str | Path | None, output: str | Pa
                      name=Path(stack).name)
     finally:
         source.close()
-    return SegmentResult(output, len(seen), time.perf_counter() - t0, extra)
+    return SegmentResult(output, len(seen), time.perf_counter() - t0, extra, found)
+
+
+def find_seeds(session: TrackingSession, frame: int, opts: SegmentOptions) -> int:
+    """Find every object on ``frame`` of ``session`` (``opts.auto_seeds``, ``opts.min_area``; inside the
+    session's region) and add them with fresh ids; returns how many. PromptError when none is found."""
+    mapping = session.find_objects(frame, opts.auto_seeds, min_area=opts.min_area)
+    if not mapping:
+        points = opts.auto_seeds.points_per_side if opts.auto_seeds is not None else None
+        tries = [f"more --points-per-side (now {points})" if points is not None else "more --points-per-side"]
+        if opts.min_area > 0:
+            tries.insert(0, f"a smaller --min-area (now {opts.min_area})")
+        raise PromptError(f"No objects were found on frame {frame} (--seed-frame); nothing was written. Try "
+                          f"{' or '.join(tries)}, or lower thresholds (--find-option pred_iou_thresh=0.5).")
+    return len(mapping)

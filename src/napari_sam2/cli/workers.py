@@ -107,8 +107,9 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def segment_task(stack: str, prompts: str, output: str, options: SegmentOptions) -> dict[str, Any]:
+def segment_task(stack: str, prompts: str | None, output: str, options: SegmentOptions) -> dict[str, Any]:
     """The task of one row, run on a worker: segment ``stack`` with the worker's model; never raises.
+    ``prompts`` None: a row without a prompt file (``options.auto_seeds`` finds the objects).
 
     ``options`` are the batch's (its ``model`` is replaced by the worker's loaded model, ``overwrite`` is
     True). Returns ``status`` (``done``/``failed``), ``message``, ``seconds`` (wall time on the worker) and

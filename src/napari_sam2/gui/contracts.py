@@ -1,8 +1,8 @@
 """What each part of the controller needs from its host: one typed :class:`typing.Protocol` per part.
 
 The parts (:mod:`.editing`, :mod:`.propagation`, :mod:`.prompt_io`, :mod:`.lifecycle`, :mod:`.tracking`,
-:mod:`.region`, :mod:`.images`) get the :class:`~.controller.Sam2Controller` as ``host``; each protocol
-lists exactly the attributes and methods of the host that its part uses (read here what a part depends
+:mod:`.automatic`, :mod:`.region`, :mod:`.images`) get the :class:`~.controller.Sam2Controller` as ``host``;
+each protocol lists exactly the attributes and methods of the host that its part uses (read here what a part depends
 on), and the controller satisfies all of them. Where a part reaches a sibling part through the host, a
 small protocol says which members of that sibling it uses. No Qt widgets and no behaviour here.
 """
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import numpy as np
     import torch
     from napari.layers import Shapes, Tracks
 
@@ -101,10 +102,24 @@ class TrackingState(Protocol):
     def refresh(self) -> None: ...
 
 
+class Seeding(Protocol):
+    """What :class:`~.automatic.Finder` uses of :class:`~.tracking.Tracking`."""
+
+    def ids_in_use(self) -> set[int]: ...
+
+    def seed_plane(self, plane: np.ndarray, frame: int, source: str, prefix: str) -> dict[int, int]: ...
+
+
 class PropagationState(Protocol):
     """What other parts use of :class:`~.propagation.Propagation`."""
 
     resume: tuple | None
+
+    def close_bar(self) -> None: ...
+
+
+class FinderState(Protocol):
+    """What :class:`~.lifecycle.Lifecycle` uses of :class:`~.automatic.Finder`."""
 
     def close_bar(self) -> None: ...
 
@@ -191,6 +206,7 @@ class LifecycleHost(Protocol):
     closed: bool
     download: Download | None
     propagation: PropagationState
+    finder: FinderState
     region: RegionState
 
     def set_image(self, layer: Any, *, removed: bool = False) -> None: ...
@@ -237,6 +253,24 @@ class TrackingHost(_Runs, _Loads, Protocol):
     def current_frame(self) -> int: ...
 
     def go_to_frame(self, frame: int) -> None: ...
+
+    def quiet(self) -> AbstractContextManager[None]: ...
+
+
+class FinderHost(_Runs, _Loads, Protocol):
+    """The host of :class:`~.automatic.Finder`."""
+
+    geometry: StackGeometry | None
+    region: RegionState
+    tracking: Seeding
+
+    @property
+    def message(self) -> Emitter: ...
+
+    @property
+    def status(self) -> Emitter: ...
+
+    def current_frame(self) -> int: ...
 
 
 class RegionHost(Protocol):

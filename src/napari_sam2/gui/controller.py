@@ -15,6 +15,7 @@ The controller is composed of parts, each owning its state:
 * :class:`~.prompt_io.PromptFiles` (``files``): save / load prompt files;
 * :class:`~.lifecycle.Lifecycle` (``lifecycle``): layers deleted under the widget, shutdown;
 * :class:`~.tracking.Tracking` (``tracking``): seeds from labels, divisions, track table, doubtful frames;
+* :class:`~.automatic.Finder` (``finder``): *Find objects* on a frame (SAM 2's automatic mask generator);
 * :class:`~.region.Region` (``region``): the region to track in (the "SAM2 region" layer).
 * :class:`~.images.Images` (``images``): each image's own layers and state, parked while another is picked.
 
@@ -37,6 +38,7 @@ from qtpy.QtCore import QObject, QTimer, Signal
 
 from ..engine.coords.geometry import StackGeometry
 from . import tasks
+from .automatic import Finder
 from .editing import Editing
 from .images import Images
 from .jobs import Job, JobRunner, Prepared
@@ -56,15 +58,17 @@ if TYPE_CHECKING:
     from napari.layers import Image, Labels
     from napari.utils.events import Event
 
+    from ..engine.automatic import FindOptions
     from ..engine.prompts import Prompts
     from ..engine.segmenter import Segmenter
+    from ..engine.tracking.divisions import DivisionRule
     from ..engine.tracking.session import TrackingSession
     from ..engine.tracking.track_table import Doubt
     from .model_picker import DownloadProgress
 
 log = logging.getLogger(__name__)
 _EDITS = {"added", "removed", "changed"}
-SESSION_JOBS = ("prompt", "propagate", "edit", "save", "encode")  # every job kind but "load"
+SESSION_JOBS = ("prompt", "propagate", "edit", "save", "encode", "find")  # every job kind but "load"
 
 
 class Sam2Controller(QObject):
@@ -103,6 +107,7 @@ class Sam2Controller(QObject):
         self.files = PromptFiles(self)
         self.lifecycle = Lifecycle(self)
         self.tracking = Tracking(self)
+        self.finder = Finder(self)
         self.region = Region(self)
         self.images = Images(self)
         viewer.layers.events.removed.connect(self.lifecycle.layer_removed)
@@ -147,6 +152,34 @@ class Sam2Controller(QObject):
     def stop_absent_after(self, n: int | None) -> None:
         self.tracking.stop_absent_after = int(n) if n else None
 
+    @property
+    def detect_divisions(self) -> DivisionRule | None:
+        """Propagation divides an object whose mask splits into two parts that stay apart (the rule), or not
+        (None); see ``TrackingSession.propagate``."""
+        return self.propagation.detect_divisions
+
+    @detect_divisions.setter
+    def detect_divisions(self, rule: DivisionRule | None) -> None:
+        self.propagation.detect_divisions = rule
+
+    @property
+    def find_options(self) -> FindOptions:
+        """The settings of *Find objects* (:class:`~napari_sam2.engine.automatic.FindOptions`)."""
+        return self.finder.options
+
+    @find_options.setter
+    def find_options(self, options: FindOptions) -> None:
+        self.finder.options = options
+
+    @property
+    def find_min_area(self) -> int:
+        """*Find objects* drops objects smaller than this (pixels)."""
+        return self.finder.min_area
+
+    @find_min_area.setter
+    def find_min_area(self, pixels: int) -> None:
+        self.finder.min_area = max(int(pixels), 0)
+
     def add_object(self, name: str | None = None) -> int:
         """A new object (selected); returns its id (see :meth:`.editing.Editing.add_object`)."""
         return self.editing.add_object(name)
@@ -181,7 +214,8 @@ class Sam2Controller(QObject):
         self.propagation.propagate(direction, first, last)
 
     def cancel(self) -> None:
-        """Stop the propagation (done frames stay) or the model download."""
+        """Stop the propagation (done frames stay), the search of *Find objects* or the model download."""
+        self.finder.cancel()
         self.propagation.cancel()
 
     def save_prompts(self, path: str | Path) -> None:
@@ -203,6 +237,15 @@ class Sam2Controller(QObject):
     def divide(self) -> tuple[int, int] | None:
         """The selected object divides on the frame in view; returns the daughters' ids (None: no image)."""
         return self.tracking.divide()
+
+    def undo_division(self) -> int | None:
+        """Take back the division of the selected object (its parent or a daughter); returns the parent's id
+        (None: the selected object is in no division)."""
+        return self.tracking.undo_division()
+
+    def find_objects(self) -> None:
+        """Find every object on the frame in view (in the region, if one is drawn); each becomes a new object."""
+        self.finder.find()
 
     def next_doubt(self) -> Doubt | None:
         """Go to the selected object's next doubtful frame; returns it (None: there is none)."""

@@ -86,6 +86,7 @@ class Lifecycle:
             return
         host.closed = True
         host.propagation.close_bar()
+        host.finder.close_bar()
         if host.download is not None:
             host.download.cancel()
             host.download.finish()

@@ -79,7 +79,7 @@ class PromptFiles:
         objects = annotation.objects()
         if annotation.roi != host.region.roi:  # the session replays in the region the file was made in
             host.region.set_roi(annotation.roi)
-        host.runner.cancel(kinds=("prompt", "propagate", "edit"))
+        host.runner.cancel(kinds=("prompt", "propagate", "edit", "find"))
         with host.quiet():
             host.layers.fill(objects, host.geometry)
             host.layers.clear_labels(host.geometry)

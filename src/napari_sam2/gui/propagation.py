@@ -5,6 +5,7 @@ from __future__ import annotations
 from napari.utils import progress
 from napari.utils.notifications import show_info, show_warning
 
+from ..engine.tracking.divisions import DivisionRule
 from ..engine.tracking.history import DIRECTIONS
 from ..errors import plural
 from . import tasks
@@ -65,11 +66,14 @@ class Propagation:
         bar: napari's progress bar of the running propagation (None when none runs).
         resume: after a cancel, ``(request, runs left, edits)``: the same request with no edit
             in between continues there.
+        detect_divisions: divide objects whose masks split (``session.propagate(detect_divisions=...)``),
+            or None.
     """
 
     def __init__(self, host: PropagationHost) -> None:
         self.host = host
         self.follow = True
+        self.detect_divisions: DivisionRule | None = None
         self.runs: list[tuple[int, str, int]] = []
         self.done = 0
         self.bar: progress | None = None
@@ -99,7 +103,8 @@ class Propagation:
         lo = 0 if first is None else min(max(int(first), 0), n - 1)
         hi = n - 1 if last is None else min(max(int(last), 0), n - 1)
         lo, hi = min(lo, hi), max(lo, hi)
-        request = (direction, lo, hi)
+        rule = self.detect_divisions
+        request = (direction, lo, hi, rule)
 
         def prepare() -> Prepared:
             session = host.get_session()
@@ -115,7 +120,7 @@ class Propagation:
             self.runs = runs
             self._open_bar(sum(run_length(*r) for r in runs), direction)
             self.resume = (request, runs, edits)  # until the run ends (see ended)
-            return tasks.propagate, (session, runs, host.tracking.stop_absent_after)
+            return tasks.propagate, (session, runs, host.tracking.stop_absent_after, rule)
 
         host.runner.submit(
             Job(
@@ -145,16 +150,20 @@ class Propagation:
             self.bar = None
 
     def propagated(self, value: object) -> None:
-        """Draw one propagated frame; move the viewer there when following."""
+        """Draw one propagated frame; move the viewer there when following. A frame drawn again after an
+        automatic division (with the daughters) does not count as done."""
         if not isinstance(value, tasks.FrameLabels):
             return
         host = self.host
         bar, geometry, image = self.bar, host.geometry, host.image  # napari's progress bar may re-enter
-        self.done += 1
+        if not value.repeat:
+            self.done += 1
         host.show(value)
         if self.follow and geometry is not None and image is not None:
             host.go_to_frame(value.frame)
-        if bar is not None:
+        if value.repeat:
+            host.status.emit(f"Propagating: frame {value.frame} again, with the daughters of a division")
+        elif bar is not None:
             host.status.emit(f"Propagating: frame {value.frame} ({self.done}/{bar.total})")
             bar.update(1)
 

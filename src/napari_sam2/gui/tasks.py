@@ -9,7 +9,7 @@ in thread workers (:mod:`.jobs`) and writes what they yield into its layers.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,12 +17,15 @@ import numpy as np
 
 from ..engine.prompts import Prompts
 from ..engine.tracking.session import TrackingSession
+from ..errors import PromptError
 
 if TYPE_CHECKING:
     import torch
 
+    from ..engine.automatic import FindOptions
     from ..engine.io.prompt_file import Annotation
     from ..engine.segmenter import Segmenter
+    from ..engine.tracking.divisions import Division, DivisionRule
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class FrameLabels:
 
     frame: int
     labels: np.ndarray
+    repeat: bool = False  # a frame drawn again in the same pass (after an automatic division, with the daughters)
 
 
 @dataclass(frozen=True)
@@ -69,10 +73,49 @@ def load(source: str | Path, device: str | torch.device | None, dtype: str | tor
 
 @dataclass(frozen=True)
 class TrackTable:
-    """``session.track_table()`` and ``session.lineage``."""
+    """``session.track_table()`` and ``session.lineage``; ``divisions``: the automatic divisions
+    (``session.divisions(automatic_only=True)``) and ``prompts`` the prompts of their parents and daughters,
+    ``{obj_id: {frame: Prompts}}`` (for the widget to keep, as it keeps seeds)."""
 
     rows: list
     lineage: dict
+    divisions: list[Division] = field(default_factory=list)
+    prompts: dict[int, dict[int, Prompts]] = field(default_factory=dict)
+
+
+def track_table(session: TrackingSession) -> TrackTable:
+    """The :class:`TrackTable` of ``session``."""
+    divisions = session.divisions(automatic_only=True)
+    involved = {oid for d in divisions for oid in (d.parent, *d.daughters)}
+    prompts = {oid: p for oid, p in session.prompts().items() if oid in involved}
+    return TrackTable(session.track_table(), session.lineage, divisions, prompts)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """``done`` of ``total`` steps of a search."""
+
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Found:
+    """The objects an automatic search found on ``frame``: an (H, W) int64 label image, label k the k-th object
+    (best first), 0 elsewhere (all 0: none)."""
+
+    frame: int
+    labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class Undone:
+    """``session.undo_division(parent)`` removed ``removed`` (the daughters and theirs); ``prompts``: the
+    parent's prompts now, ``{frame: Prompts}`` (it has those it gave its daughters back)."""
+
+    parent: int
+    removed: list[int]
+    prompts: dict[int, Prompts]
 
 
 def segment(session: TrackingSession, frame: int, obj_id: int, prompt: Prompts | None,
@@ -117,18 +160,23 @@ def encode(session: TrackingSession, frame: int) -> Iterator[Status]:
 
 
 def propagate(session: TrackingSession, runs: list[tuple[int, str, int]],
-              stop_absent_after: int | None = None) -> Iterator[FrameLabels]:
-    """``session.propagate(start, direction, max_frames, stop_absent_after)`` for each run; one result per frame.
+              stop_absent_after: int | None = None,
+              detect_divisions: DivisionRule | None = None) -> Iterator[FrameLabels]:
+    """``session.propagate(start, direction, max_frames, stop_absent_after, detect_divisions)`` for each run;
+    one result per frame. After an automatic division a forward pass goes on from the split frame: those
+    frames come again (``repeat=True``), with the daughters.
 
     If the worker stops early, the generator is closed at a ``yield``; the engine's generator is
     closed with it and keeps every frame done so far.
     """
     for start, direction, max_frames in runs:
         frames = session.propagate(start=start, direction=direction, max_frames=max_frames,
-                                   stop_absent_after=stop_absent_after)
+                                   stop_absent_after=stop_absent_after, detect_divisions=detect_divisions)
+        seen: set[int] = set()
         try:
             for frame, _masks in frames:
-                yield FrameLabels(frame, session.frame_labels(frame))
+                yield FrameLabels(frame, session.frame_labels(frame), repeat=frame in seen)
+                seen.add(frame)
         finally:
             frames.close()
 
@@ -189,12 +237,55 @@ def seed(session: TrackingSession, frame: int, prompts: dict) -> Iterator[Status
     session.set_mask_prompts(frame, prompts, masks_out=False)
     yield Status(f"{len(prompts)} objects made from the labels on frame {frame}.")
     yield FrameLabels(frame, session.frame_labels(frame))
-    yield TrackTable(session.track_table(), session.lineage)
+    yield track_table(session)
 
 
 def table(session: TrackingSession) -> Iterator[TrackTable]:
-    """``session.track_table()`` with the lineage."""
-    yield TrackTable(session.track_table(), session.lineage)
+    """``session.track_table()`` with the lineage and the automatic divisions (see :class:`TrackTable`)."""
+    yield track_table(session)
+
+
+def find(session: TrackingSession, frame: int, options: FindOptions, min_area: int
+         ) -> Iterator[Status | Progress | Found]:
+    """``session.iter_find_labels(frame, options, min_area=min_area)``: SAM 2's automatic mask generator on
+    one frame (in the session's region, if any), its progress after each batch of clicks, then the label
+    image of what it found. The session does not change: the widget seeds the labels (as it seeds a
+    labels layer's). Closing the generator stops the search."""
+    if not session.has_embedding(frame):
+        yield Status(f"Computing the image embedding of frame {frame} …")
+    search = session.iter_find_labels(frame, options, min_area=min_area)
+    try:
+        while True:
+            try:
+                done, total = next(search)
+            except StopIteration as end:
+                yield Found(frame, end.value)
+                return
+            yield Progress(done, total)
+    finally:
+        search.close()
+
+
+def undo_division(session: TrackingSession, parent: int) -> Iterator[FrameLabels | Undone | TrackTable]:
+    """``session.undo_division(parent)`` (a division linked with ``set_parent`` instead: its daughters and theirs
+    are removed), then what changed (:class:`Undone`), the labels of every frame the removed daughters or the
+    parent are on, and the track table."""
+    lineage = session.lineage
+    gone = {parent}
+    while grown := {c for c, p in lineage.items() if p in gone} - gone:
+        gone |= grown
+    removed = sorted(gone - {parent})
+    frames = {f for oid in removed for f in session.frames_with_output(oid)}
+    try:
+        session.undo_division(parent)
+    except PromptError:  # a division linked with set_parent (Divide… in the widget, a rebind): its daughters go
+        for oid in reversed(removed):
+            if oid in session.object_ids:
+                session.remove_object(oid)
+    yield Undone(parent, removed, session.prompts()[parent])
+    for frame in sorted(frames | set(session.frames_with_output(parent))):
+        yield FrameLabels(frame, session.frame_labels(frame))
+    yield track_table(session)
 
 
 def export_tracks(session: TrackingSession, csv_path: str, ctc_folder: str,

@@ -16,9 +16,9 @@ import numpy as np
 from napari.layers import Labels
 from napari.utils.notifications import show_info, show_warning
 
-from ..engine.prompts import MAX_OBJ_ID, label_prompts, seed_ids
+from ..engine.prompts import MAX_OBJ_ID, Prompts, label_prompts, seed_ids
 from ..engine.tracking.track_table import Doubt, doubtful_frames
-from ..errors import PromptError
+from ..errors import PromptError, plural
 from . import tasks
 from .contracts import TrackingHost
 from .jobs import Job, Prepared
@@ -28,6 +28,8 @@ from .stack import frame_axis_kind, frame_stack_shape, layer_coords
 if TYPE_CHECKING:
     import napari
     from napari.layers import Layer, Tracks
+
+    from ..engine.tracking.divisions import Division
 
 TRACKS_NAME = "SAM2 tracks"
 
@@ -107,16 +109,32 @@ class Tracking:
             show_warning(msg)
             host.message.emit(msg)
             return
+        self.seed_plane(plane, frame, f"'{layer.name}'", "label")
+
+    def seed_plane(self, plane: np.ndarray, frame: int, source: str, prefix: str) -> dict[int, int]:
+        """Every label of ``plane`` (an (H, W) integer label image of ``frame``) becomes an object named
+        "``prefix`` N" (N: the label) prompted with its mask on ``frame``: the one route of seeds into the
+        widget's prompts (:attr:`~.controller.Sam2Controller.sync_state`, so they are sent again after a
+        rebind and saved with the prompts), whatever their source (a labels layer, the automatic search).
+        A label keeps its value as id where that id is free (an unused "object N" is taken over) and fits a
+        label image; other labels get new ids after the largest in use, and one message says which.
+        ``source`` names the labels in messages. Returns ``{label: obj_id}`` (empty when nothing was
+        seeded: the message says why)."""
+        host = self.host
+        geo = host.geometry
+        if geo is None:
+            show_warning("Pick an image layer first.")
+            return {}
         try:
             by_label = label_prompts(plane, geo.frame_hw)
             used = self.ids_in_use()
             mapping = seed_ids(by_label, used, "fresh")
             host.layers.hold(max(mapping.values()))
         except PromptError as exc:
-            msg = f"'{layer.name}' on frame {frame}: {exc}"
+            msg = f"{source} on frame {frame}: {exc}"
             show_warning(msg)
             host.message.emit(msg)
-            return
+            return {}
         prompts = {mapping[v]: p for v, p in by_label.items()}
         state = host.sync_state
         for label, p in by_label.items():
@@ -125,13 +143,13 @@ class Tracking:
                 state.masks[(frame, oid)] = p.mask  # as the engine will have them: the next sync sends nothing
             state.applied[(frame, oid)] = p
             state.prompts[(frame, oid)] = p
-            host.objects[oid] = f"label {label}"
+            host.objects[oid] = f"{prefix} {label}"
         host.objects_changed.emit()
         moved = [(v, oid) for v, oid in mapping.items() if v != oid]
         if moved:
             why = {v: f"object {v} already exists" if v in used else f"label ids go up to {MAX_OBJ_ID}"
                    for v, _ in moved}
-            msg = (f"Objects from '{layer.name}' on frame {frame}: "
+            msg = (f"Objects from {source} on frame {frame}: "
                    + "; ".join(f"label {v} became object {oid} ({why[v]})" for v, oid in moved) + ".")
             show_info(msg)
             host.message.emit(msg)
@@ -144,11 +162,15 @@ class Tracking:
             return None if session is None else (tasks.seed, (session, frame, prompts))
 
         host.runner.submit(Job(("seed", frame), "edit", prepare, self._seeded,
-                               description=f"Making {len(prompts)} objects from '{layer.name}' on frame {frame}"))
+                               description=f"Making {len(prompts)} objects from {source} on frame {frame}"))
+        return mapping
 
     def _seeded(self, value: object) -> None:
         if isinstance(value, tasks.TrackTable):
+            self.adopt_divisions(value.divisions, value.prompts)
             self.show_table(value.rows, value.lineage)
+        elif isinstance(value, tasks.Undone):
+            self._undone(value)
         else:
             self.host.show(value)
 
@@ -171,6 +193,98 @@ class Tracking:
         show_info(text)
         host.message.emit(text)
         return a, b
+
+    def adopt_divisions(self, divisions: list[Division], prompts: dict[int, dict[int, Prompts]]) -> None:
+        """Keep the automatic divisions the widget does not know yet (``session.divisions(automatic_only=True)``
+        and the prompts of their objects, ``{obj_id: {frame: Prompts}}``) in its own state, as it keeps seeds:
+        the daughters join the objects list ("<parent's name>.1", ".2"), their mask prompts the widget's
+        prompts and their links :attr:`marked`, so that a rebind (a new session) sends them again; the
+        parent's mask prompts from the split frame on went to the daughters (in the session too)."""
+        host = self.host
+        state = host.sync_state
+        new = [d for d in divisions if not all(c in self.marked for c in d.daughters)]
+        for div in new:
+            for key in [k for k in state.masks if k[1] == div.parent and k[0] >= div.frame]:
+                for table in (state.masks, state.prompts, state.applied):
+                    table.pop(key, None)
+            name = host.objects.get(div.parent, f"object {div.parent}")
+            for i, child in enumerate(div.daughters, 1):
+                self._keep_masks(child, prompts.get(child, {}))
+                self.marked[child] = div.parent
+                if host.objects.get(child, f"object {child}") == f"object {child}":
+                    host.objects[child] = f"{name}.{i}"
+        if new:
+            host.objects_changed.emit()
+            where = ", ".join(f"object {d.parent} on frame {d.frame}" for d in new)
+            text = (f"{plural(len(new), 'automatic division')}: {where}. Review each daughter's first frame with "
+                    f"'Next doubtful frame'; 'Undo division' takes one back.")
+            show_info(text)
+            host.message.emit(text)
+
+    def _keep_masks(self, obj_id: int, prompts: dict[int, Prompts]) -> None:
+        """The mask-only prompts of ``obj_id`` in the session (``{frame: Prompts}``) become the widget's, as
+        sent (the next sync sends nothing)."""
+        state = self.host.sync_state
+        for frame, p in prompts.items():
+            if p.mask is not None and not p.n_clicks:
+                state.masks[(frame, obj_id)] = p.mask
+                state.prompts[(frame, obj_id)] = state.applied[(frame, obj_id)] = p
+
+    def undo_division(self) -> int | None:
+        """Take back the division of the selected object (it is the parent, or a daughter): its daughters
+        (and theirs) are removed and the parent is tracked past the split again on the next propagation
+        (``session.undo_division``; a division marked with *Divide…*: its daughters are deleted). Returns the
+        parent's id, None when the selected object is in no division."""
+        host = self.host
+        obj, parents = host.current_obj, self.parents
+        parent = obj if obj in parents.values() else parents.get(obj)
+        if parent is None:
+            text = (f"Object {obj} is in no division: select a parent or a daughter (see the objects list or the "
+                    f"'{TRACKS_NAME}' layer).")
+            show_info(text)
+            host.message.emit(text)
+            return None
+        gone = {parent}
+        while grown := {c for c, p in parents.items() if p in gone} - gone:
+            gone |= grown
+        daughters = sorted(gone - {parent})
+
+        def undone(value: object) -> None:
+            if isinstance(value, tasks.Undone):
+                value = tasks.Undone(value.parent, sorted(set(value.removed) | set(daughters)), value.prompts)
+            self._seeded(value)
+
+        def prepare() -> Prepared:
+            session = host.session
+            if session is None or parent not in session.object_ids:
+                undone(tasks.Undone(parent, daughters, {}))
+                return None
+            return tasks.undo_division, (session, parent)
+
+        host.sync_state.edits += 1
+        host.runner.submit(Job(("undo-division", parent), "edit", prepare, undone,
+                               description=f"Undoing the division of object {parent}"))
+        return parent
+
+    def _undone(self, value: tasks.Undone) -> None:
+        """The widget's side of an undone division: the daughters leave its objects, prompts and layers; the
+        parent has its mask prompts back."""
+        host = self.host
+        for oid in value.removed:
+            with host.quiet():
+                host.layers.remove_object(oid)
+            host.sync_state.forget_object(oid)
+            host.objects.pop(oid, None)
+            self.forget_object(oid)
+        self._keep_masks(value.parent, value.prompts)
+        if value.parent in host.objects:
+            host.select_object(value.parent)
+        host.objects_changed.emit()
+        text = (f"Division of object {value.parent} undone: {plural(len(value.removed), 'daughter')} removed; "
+                f"propagate to track object {value.parent} on. To move the division: go to the right frame, "
+                f"select it and press 'Divide…'.")
+        show_info(text)
+        host.message.emit(text)
 
     # ---------------------------------------------------------- track table
     def refresh(self) -> None:

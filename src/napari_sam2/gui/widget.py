@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..engine.tracking.divisions import DivisionRule
 from .controller import Sam2Controller
 from .layers import same_layer
 from .model_picker import ModelPicker
@@ -156,7 +157,8 @@ class Sam2Widget(QWidget):
         self.follow_check.setToolTip("Show each frame as its result arrives")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip(
-            "Stop the propagation (or download) after the current frame; results are kept"
+            "Stop the propagation (or download) after the current frame; results are kept. Also stops "
+            "'Find objects' (nothing of it is kept)"
         )
         self.absent_spin = QSpinBox()
         self.absent_spin.setRange(0, 10000)
@@ -169,21 +171,61 @@ class Sam2Widget(QWidget):
         box.addLayout(_row(self.backward_button, self.both_button, self.forward_button))
         box.addLayout(_row(QLabel("frames"), self.first_spin, QLabel("to"), self.last_spin))
         box.addLayout(_row(self.follow_check, QLabel("stop after"), self.absent_spin))
+        box.addWidget(self._divisions_row())
         box.addWidget(self.cancel_button)
         return prop_box
 
+    def _divisions_row(self) -> QWidget:
+        """``detect_check`` with the rule's numbers (``division_frames_spin``, ``division_area_spin``), in
+        ``divisions_row`` (hidden for a z-stack)."""
+        rule = DivisionRule()
+        self.detect_check = QCheckBox("detect divisions")
+        self.detect_check.setToolTip(
+            "Forward passes divide an object whose mask splits into two parts that stay apart: two daughters "
+            "start on the split frame. Each automatic division is a doubtful frame to review; 'Undo division' "
+            "takes one back")
+        self.division_frames_spin = QSpinBox()
+        self.division_frames_spin.setRange(1, 1000)
+        self.division_frames_spin.setValue(rule.frames)
+        self.division_frames_spin.setSuffix(" frames")
+        self.division_frames_spin.setToolTip("A split is a division when both parts persist this many frames "
+                                             "(the split frame included)")
+        self.division_area_spin = QSpinBox()
+        self.division_area_spin.setRange(1, 10_000_000)
+        self.division_area_spin.setValue(rule.min_area)
+        self.division_area_spin.setSuffix(" px")
+        self.division_area_spin.setToolTip("Parts smaller than this (pixels) are fragments, not daughters")
+        self.divisions_row = QWidget()
+        row = _row(self.detect_check, self.division_frames_spin, self.division_area_spin)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.divisions_row.setLayout(row)
+        return self.divisions_row
+
     def _tracking_box(self) -> QGroupBox:
-        """Seeds (``seed_combo``, ``seed_button``), ``divide_button``, ``doubt_button``, ``region_button``,
-        ``track_plot``; the box is ``track_box``."""
+        """Seeds (``seed_combo``, ``seed_button``, ``find_button`` with ``find_min_spin``), ``divide_button``,
+        ``undo_division_button``, ``doubt_button``, ``region_button``, ``track_plot``; the box is ``track_box``."""
         self.seed_combo = QComboBox()
         self.seed_combo.setToolTip("A labels layer (e.g. Cellpose or StarDist output)")
         self.seed_button = QPushButton("Objects from labels")
         self.seed_button.setToolTip("Every label of the chosen layer on this frame becomes an object (same id)")
+        self.find_button = QPushButton("Find objects")
+        self.find_button.setToolTip("SAM 2 finds every object on this frame (in the region, if one is drawn); "
+                                    "each becomes a new object (Cancel stops the search)")
+        self.find_min_spin = QSpinBox()
+        self.find_min_spin.setRange(0, 10_000_000)
+        self.find_min_spin.setPrefix("min size ")
+        self.find_min_spin.setSuffix(" px")
+        self.find_min_spin.setToolTip("Find objects drops objects smaller than this (pixels)")
         self.divide_button = QPushButton("Divide…")
         self.divide_button.setToolTip("The selected object divides on this frame: two daughters start here")
+        self.undo_division_button = QPushButton("Undo division")
+        self.undo_division_button.setToolTip(
+            "Take back the division of the selected object (its parent or a daughter): the daughters are "
+            "removed and the parent is tracked on. To move a division: undo it, go to the right frame, select "
+            "the parent and press 'Divide…'")
         self.doubt_button = QPushButton("Next doubtful frame")
-        self.doubt_button.setToolTip("Go to the next frame where the selected object vanished, jumped in size or "
-                                     "lost confidence")
+        self.doubt_button.setToolTip("Go to the next frame where the selected object vanished, jumped in size, "
+                                     "lost confidence or was born in an automatic division")
         self.region_button = QPushButton("Region…")
         self.region_button.setToolTip("Track in a rectangle of the frames, at full resolution (small objects in "
                                       "large frames)")
@@ -191,7 +233,9 @@ class Sam2Widget(QWidget):
         self.track_box = track_box = QGroupBox("Tracking")
         box = QVBoxLayout(track_box)
         box.addLayout(_row(self.seed_combo, self.seed_button))
-        box.addLayout(_row(self.divide_button, self.doubt_button, self.region_button))
+        box.addLayout(_row(self.find_button, self.find_min_spin))
+        box.addLayout(_row(self.divide_button, self.undo_division_button))
+        box.addLayout(_row(self.doubt_button, self.region_button))
         box.addWidget(self.track_plot)
         return track_box
 
@@ -283,6 +327,12 @@ class Sam2Widget(QWidget):
         self.absent_spin.valueChanged.connect(lambda n: setattr(ctl, "stop_absent_after", n))
         self.seed_button.clicked.connect(self._seed_clicked)
         self.divide_button.clicked.connect(lambda: ctl.divide())
+        self.undo_division_button.clicked.connect(lambda: ctl.undo_division())
+        self.find_button.clicked.connect(lambda: ctl.find_objects())
+        self.find_min_spin.valueChanged.connect(lambda n: setattr(ctl, "find_min_area", n))
+        for control in (self.detect_check, self.division_frames_spin, self.division_area_spin):
+            signal = control.toggled if isinstance(control, QCheckBox) else control.valueChanged
+            signal.connect(self._division_rule_changed)
         self.region_button.clicked.connect(lambda: ctl.start_region())
         self.doubt_button.clicked.connect(lambda: ctl.next_doubt())
         self.track_plot.frame_clicked.connect(ctl.go_to_frame)
@@ -394,6 +444,10 @@ class Sam2Widget(QWidget):
         z_stack = frame_axis_kind(self.controller.image, geo) == "z"
         self.track_box.setTitle("Objects through the stack" if z_stack else "Tracking")
         self.divide_button.setVisible(not z_stack)
+        self.undo_division_button.setVisible(not z_stack)
+        self.divisions_row.setVisible(not z_stack)
+        if z_stack:
+            self.detect_check.setChecked(False)
         self.export_tracks_button.setVisible(not z_stack)
         n = 1 if geo is None else geo.num_frames
         for spin, value in ((self.first_spin, 0), (self.last_spin, n - 1)):
@@ -401,6 +455,11 @@ class Sam2Widget(QWidget):
             spin.setValue(value)
 
     # ----------------------------------------------------------- the rest
+    def _division_rule_changed(self, *_: object) -> None:
+        self.controller.detect_divisions = (
+            DivisionRule(self.division_frames_spin.value(), self.division_area_spin.value())
+            if self.detect_check.isChecked() else None)
+
     def _model_choice_changed(self, *_: object) -> None:
         self.controller.model_choice = self.model_picker.choice()
 

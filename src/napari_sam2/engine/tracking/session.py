@@ -24,8 +24,7 @@ from ...errors import LabelDtypeError, PromptError, SessionClosedError
 from ...model import tracker
 from ...model.sam2 import ImageEmbedding
 from ...model.tracker import MASK_LOGIT
-from ..automatic import FindOptions, resolve_options
-from ..automatic import find_objects as find_automatic
+from ..automatic import FindCancelled, FindOptions, iter_find, resolve_options
 from ..automatic.labels import objects_to_labels
 from ..coords.geometry import StackGeometry
 from ..coords.region import check_roi, place_in_frame, prompts_in_region
@@ -378,6 +377,32 @@ class TrackingSession:
         Returns ``{label: obj_id}``: label k (1, 2, ...) is the k-th object kept, best first; the ids
         count up from the largest id in use. Empty if nothing was found.
         """
+        steps = self.iter_find_labels(frame, options, region, min_area, **changes)
+        while True:
+            try:
+                done, total = next(steps)
+            except StopIteration as end:
+                labels: np.ndarray = end.value
+                break
+            if progress is not None and progress(done, total) is False:
+                steps.close()
+                raise FindCancelled(f"stopped after {done} of {total} clicks")
+        n = int(labels.max())
+        if n == 0:
+            return {}
+        first = max(self._objects, default=0)
+        mapping = self.add_objects_from_labels(frame, np.where(labels > 0, labels + first, 0), ids="labels")
+        return {k: mapping[k + first] for k in range(1, n + 1)}
+
+    def iter_find_labels(self, frame: int, options: FindOptions | None = None,
+                         region: tuple[int, int, int, int] | None = None, min_area: int = 0,
+                         **changes: Any) -> Generator[tuple[int, int], None, np.ndarray]:
+        """The search of :meth:`find_objects` without making objects: a generator that yields
+        ``(clicks done, clicks in all)`` after each batch of clicks and returns (``yield from``) the frame's
+        (H, W) int64 label image of the objects found, label k (1, 2, ...) the k-th kept (best first), 0
+        elsewhere (all 0: none). The session does not change (but for the frame's cached embedding); seed
+        the labels with :meth:`add_objects_from_labels` (e.g. ``ids="fresh"``). Arguments are checked here,
+        when it is called, not at the first ``next()``."""
         frame = self._check_frame(frame)
         opts = resolve_options(options, changes)
         if isinstance(min_area, bool) or not isinstance(min_area, (int, np.integer)) or min_area < 0:
@@ -399,15 +424,14 @@ class TrackingSession:
             return net.encode_image(self.source.model_input(frame, net.cfg.image_size, net.device,
                                                             net.compute_dtype, crop=crop))
 
-        found = find_automatic(net, hw, embed, opts, local, progress)
-        labels, kept = objects_to_labels(found, hw, int(min_area))
-        if not kept:
-            return {}
-        first = max(self._objects, default=0)
-        full = np.zeros(self.frame_shape, np.int64)
-        full[dr:dr + hw[0], dc:dc + hw[1]] = np.where(labels > 0, labels + first, 0)
-        mapping = self.add_objects_from_labels(frame, full, ids="labels")
-        return {k: mapping[k + first] for k in range(1, len(kept) + 1)}
+        def search() -> Generator[tuple[int, int], None, np.ndarray]:
+            found = yield from iter_find(net, hw, embed, opts, local)
+            labels, _kept = objects_to_labels(found, hw, int(min_area))
+            full = np.zeros(self.frame_shape, np.int64)
+            full[dr:dr + hw[0], dc:dc + hw[1]] = labels
+            return full
+
+        return search()
 
     def clear_prompts(self, frame: int, obj_id: int | None = None) -> None:
         """Remove the prompts on ``frame`` of one object (or of all objects).

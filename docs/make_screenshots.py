@@ -6,7 +6,8 @@
 Runs the README's demo (sample time-lapse, widget docked, one click), then
 adds a box as a second object, propagates both ways and corrects a frame,
 saving a PNG after each step; then, for docs/tracking.md, makes objects from
-a labels layer, marks a division and shows the tracks. Without a display it starts a virtual one
+a labels layer, marks a division and shows the tracks, and takes the automatic path (Find objects,
+Propagate with divisions detected). Without a display it starts a virtual one
 (Xvfb, via pyvirtualdisplay from the `testing` extra); `xvfb-run` works too.
 
 By default it uses the test suite's miniature SAM 2 with random weights
@@ -139,6 +140,41 @@ def tracking_screenshots(qapp, out: Path, model, source: str | None) -> None:
     viewer.close()
 
 
+def automatic_screenshot(qapp, out: Path, model, source: str | None) -> None:
+    """docs/tracking.md section 7: Find objects on frame 0, then Propagate with divisions detected."""
+    import napari
+
+    from napari_sam2 import load_model
+    from napari_sam2.gui import Sam2Widget
+    from napari_sam2.sample_data import timelapse
+
+    viewer = napari.Viewer(title="napari-sam2", show=True)
+    viewer.window.resize(WIDTH, HEIGHT)
+    ((data, meta, _),) = timelapse()
+    viewer.add_image(data, **meta)
+    widget = Sam2Widget(viewer)
+    viewer.window.add_dock_widget(widget, name="SAM 2 tracking", area="right")
+    ctl = widget.controller
+    ctl.set_model(model if model is not None else load_model(source))
+    idle = lambda: not ctl.runner.busy  # noqa: E731
+    wait(qapp, idle)
+    if model is not None:  # the miniature random model's scores are low: search with loose thresholds
+        ctl.find_options = ctl.find_options.replace(points_per_side=8, pred_iou_thresh=0.0,
+                                                    stability_score_thresh=0.0, box_nms_thresh=0.5)
+    viewer.dims.set_point(0, 0)
+    widget.find_min_spin.setValue(30)
+    widget.find_button.click()
+    wait(qapp, idle)
+    widget.detect_check.setChecked(True)
+    widget.forward_button.click()
+    wait(qapp, idle)
+    viewer.dims.set_point(0, 6)
+    widget.show_part(widget.find_button)
+    close_toasts(qapp)
+    save(viewer, out / "automatic.png")
+    viewer.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -211,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         save(viewer, out / "correction.png")
         viewer.close()
         tracking_screenshots(qapp, out, model, args.model)
+        automatic_screenshot(qapp, out, model, args.model)
     finally:
         if display is not None:
             display.stop()

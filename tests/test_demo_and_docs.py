@@ -87,12 +87,14 @@ def test_screenshot_script(gui_display, tmp_path):
     )
     assert run.returncode == 0, run.stderr[-3000:]
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert pngs == ["box.png", "click.png", "correction.png", "division.png", "propagate.png", "seeds.png"]
+    assert pngs == ["automatic.png", "box.png", "click.png", "correction.png", "division.png", "propagate.png",
+                    "seeds.png"]
     assert all(0 < (out / p).stat().st_size < 300_000 for p in pngs)
 
 
 @pytest.mark.parametrize("name, doc", [("click", "user-guide"), ("box", "user-guide"), ("propagate", "user-guide"),
-                                       ("correction", "user-guide"), ("seeds", "tracking"), ("division", "tracking")])
+                                       ("correction", "user-guide"), ("seeds", "tracking"), ("division", "tracking"),
+                                       ("automatic", "tracking")])
 def test_screenshots_are_committed(name, doc):
     """Each screenshot the docs show is a real, small PNG of the napari window, not a blank or broken file."""
     from PIL import Image
@@ -108,11 +110,11 @@ def test_screenshots_are_committed(name, doc):
 
 
 def test_screenshots_are_all_different():
-    """Six screenshots of six steps: none is a copy of another (a step that failed to draw would be)."""
+    """Seven screenshots of seven steps: none is a copy of another (a step that failed to draw would be)."""
     from PIL import Image
 
     pixels = {}
-    for name in ("click", "box", "propagate", "correction", "seeds", "division"):
+    for name in ("click", "box", "propagate", "correction", "seeds", "division", "automatic"):
         with Image.open(ROOT / "docs" / "images" / f"{name}.png") as im:
             pixels[name] = np.asarray(im.convert("RGB"))
     names = list(pixels)

@@ -188,10 +188,11 @@ class Sam2Widget(QWidget):
         self.division_frames_spin.setRange(1, 1000)
         self.division_frames_spin.setValue(rule.frames)
         self.division_frames_spin.setSuffix(" frames")
+        self.division_frames_spin.setMinimumWidth(self.division_frames_spin.sizeHint().width() + 40)  # suffix uncut
         self.division_frames_spin.setToolTip("A split is a division when both parts persist this many frames "
                                              "(the split frame included)")
         self.division_area_spin = QSpinBox()
-        self.division_area_spin.setRange(1, 10_000_000)
+        self.division_area_spin.setRange(1, 1_000_000)
         self.division_area_spin.setValue(rule.min_area)
         self.division_area_spin.setSuffix(" px")
         self.division_area_spin.setToolTip("Parts smaller than this (pixels) are fragments, not daughters")

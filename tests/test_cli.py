@@ -221,14 +221,15 @@ def test_one_frame_is_one_frame(tmp_path, model, tiny_checkpoint, capsys):
 
 def test_interrupted_run_leaves_no_output(tmp_path, tiny_checkpoint, model):
     """Ctrl-C in the middle: exit 130, one line, and nothing under the output's name (or half-written)."""
-    stack, prompts = clicked_once(tmp_path, model, stack_data(60), "long")
+    # long enough that the run cannot end before the signal arrives on a loaded machine (~100 frames/s here)
+    stack, prompts = clicked_once(tmp_path, model, stack_data(1000), "long")
     out = tmp_path / "long.labels.ome.tif"
     proc = subprocess.Popen([sys.executable, "-m", "napari_sam2", "segment", str(stack), "-p",
                              str(prompts), "-o", str(out), "--model", str(tiny_checkpoint), "--device",
                              "cpu"], stderr=subprocess.PIPE, text=True)
     seen = ""
     t0 = time.time()
-    while "frame" not in seen and time.time() - t0 < 120:  # the progress bar has started
+    while "/1000" not in seen and time.time() - t0 < 120:  # the progress bar has started
         seen += proc.stderr.read(1)
     proc.send_signal(signal.SIGINT)
     rest = proc.communicate(timeout=120)[1]

@@ -193,6 +193,10 @@ def test_session_find_objects_adds_fresh_objects_exact_on_the_frame_and_replays(
         np.testing.assert_array_equal(labels[before == 3], 3)
         for oid in mapping.values():
             assert (labels == oid).sum() >= 4  # frame-exact seeds, each above min_area
+        # the same search again finds nothing new: what it finds is already there
+        history = len(session.history)
+        assert session.find_objects(1, min_area=4, **LOOSE) == {}
+        assert len(session.history) == history and sorted(session.object_ids) == [3, *sorted(mapping.values())]
         list(session.propagate(start=1, max_frames=1))
         path = session.save_prompts(tmp_path / "auto.json")
         again = tiny_model.open_stack(stack)

@@ -366,7 +366,9 @@ class TrackingSession:
         """Find every object on ``frame`` with SAM 2's automatic mask generator (see
         :class:`~napari_sam2.engine.automatic.FindOptions`; ``**changes`` set single options) and make each
         a NEW object seeded with its mask on ``frame``, as :meth:`add_objects_from_labels` seeds (frame-exact
-        masks, one history record, exact replay). Existing objects are never changed or merged into.
+        masks, one history record, exact replay). Existing objects are never changed or merged into, nor
+        found again: an object with at least half of its pixels in existing objects' masks on ``frame`` is
+        left out (searching a frame twice adds only what is new).
 
         Overlaps: the better object (higher predicted IoU, then stability) keeps the shared pixels; an object
         left with fewer than ``min_area`` pixels is dropped. ``region`` (row0, col0, row1, col1) in frame
@@ -429,9 +431,24 @@ class TrackingSession:
             labels, _kept = objects_to_labels(found, hw, int(min_area))
             full = np.zeros(self.frame_shape, np.int64)
             full[dr:dr + hw[0], dc:dc + hw[1]] = labels
-            return full
+            return self._not_found_before(frame, full)
 
         return search()
+
+    def _not_found_before(self, frame: int, labels: np.ndarray) -> np.ndarray:
+        """``labels`` (found objects, 1..n best first) without those that are already objects: an object found
+        with at least half of its pixels in existing objects' masks on ``frame`` is dropped (so searching a
+        frame twice, or after seeding it, adds only what is new); the rest are numbered 1, 2, ... again."""
+        n = int(labels.max())
+        if n == 0 or not self._objects:
+            return labels
+        taken = self.frame_labels(frame) > 0
+        area = np.bincount(labels.ravel(), minlength=n + 1)
+        covered = np.bincount(labels[taken].ravel(), minlength=n + 1)
+        keep = [k for k in range(1, n + 1) if area[k] and covered[k] * 2 < area[k]]
+        lookup = np.zeros(n + 1, np.int64)
+        lookup[keep] = np.arange(1, len(keep) + 1)
+        return lookup[labels]
 
     def clear_prompts(self, frame: int, obj_id: int | None = None) -> None:
         """Remove the prompts on ``frame`` of one object (or of all objects).

@@ -28,6 +28,8 @@ import numpy.typing as npt
 
 from ...errors import PromptError
 from ..components import components
+from ..prompts import Prompts
+from .object_state import FrameOutput
 
 #: Parts smaller than this (pixels) are fragments, by default.
 DEFAULT_MIN_AREA = 20
@@ -170,3 +172,27 @@ def divisions_in_labels(labels: npt.ArrayLike, rule: DivisionRule) -> dict[int, 
         if split is not None:
             out[int(value)] = split
     return out
+
+
+@dataclass
+class MadeDivision:
+    """A division made by :meth:`~.session.TrackingSession.divide`: what
+    :meth:`~.session.TrackingSession.undo_division` undoes. ``moved``: the parent's prompts from the split
+    on, ``{frame: (prompts, cond, pending, tracked)}``."""
+
+    frame: int
+    daughters: tuple[int, int]
+    automatic: bool
+    moved: dict[int, tuple[Prompts, FrameOutput | None, FrameOutput | None, bool | None]]
+
+
+@dataclass(frozen=True)
+class DivisionPlan:
+    """A checked division: daughters' ids and prompts on ``frame``, the parent's later mask prompts split."""
+
+    parent: int
+    frame: int
+    daughters: tuple[int, int]
+    prompts: tuple[Prompts, Prompts]
+    later: dict[int, tuple[np.ndarray, np.ndarray]]
+    min_area: int

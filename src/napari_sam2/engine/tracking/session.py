@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +23,8 @@ from ...errors import LabelDtypeError, PromptError, SessionClosedError
 from ...model import tracker
 from ...model.sam2 import ImageEmbedding
 from ...model.tracker import MASK_LOGIT
-from ..automatic import FindCancelled, FindOptions, iter_find, resolve_options
-from ..automatic.labels import objects_to_labels
+from ..automatic import FindCancelled, FindOptions, resolve_options
+from ..automatic.on_session import search_frame
 from ..coords.geometry import StackGeometry
 from ..coords.region import check_roi, place_in_frame, prompts_in_region
 from ..coords.transforms import upscale_logits
@@ -35,7 +34,15 @@ from ..storage.embeddings import EmbeddingStore
 from ..storage.labels import LabelOutput, label_dtype_for
 from ..storage.logits import LogitStore
 from ..storage.persistent import PersistentEmbeddingStore, stack_signature
-from .divisions import DEFAULT_MIN_AREA, Division, DivisionRule, DivisionWatch, split_masks
+from .divisions import (
+    DEFAULT_MIN_AREA,
+    Division,
+    DivisionPlan,
+    DivisionRule,
+    DivisionWatch,
+    MadeDivision,
+    split_masks,
+)
 from .heap import release_free_memory
 from .history import (
     DIRECTIONS,
@@ -68,29 +75,6 @@ def _rows(t: torch.Tensor | None, rows: slice) -> torch.Tensor | None:
     return None if t is None else t[rows].clone()
 
 
-@dataclass
-class _Divided:
-    """A division made by :meth:`TrackingSession.divide`: what :meth:`~TrackingSession.undo_division` undoes.
-    ``moved``: the parent's prompts from the split on, ``{frame: (prompts, cond, pending, tracked)}``."""
-
-    frame: int
-    daughters: tuple[int, int]
-    automatic: bool
-    moved: dict[int, tuple[Prompts, FrameOutput | None, FrameOutput | None, bool | None]]
-
-
-@dataclass(frozen=True)
-class _DivisionPlan:
-    """A checked division: daughters' ids and prompts on ``frame``, the parent's later mask prompts split."""
-
-    parent: int
-    frame: int
-    daughters: tuple[int, int]
-    prompts: tuple[Prompts, Prompts]
-    later: dict[int, tuple[np.ndarray, np.ndarray]]
-    min_area: int
-
-
 #: In-RAM budget of a session's frame embeddings; older ones go to disk (engine/storage/spill.py).
 #: 256 MiB holds 32 frames at 1024² in bfloat16 (8 MiB each), 16 in float32.
 DEFAULT_EMBEDDING_CACHE_BYTES = 256 * 2**20
@@ -113,7 +97,7 @@ class TrackingSession:
         self.embeddings = EmbeddingStore(cache_bytes, self._store.folder / "embeddings", persistent)
         self._objects: dict[int, ObjectTrack] = {}
         self._lineage = Lineage()  # divisions
-        self._divided: dict[int, _Divided] = {}  # parent id -> a division made by divide()
+        self._divided: dict[int, MadeDivision] = {}  # parent id -> a division made by divide()
         self._rejected: dict[int, set[int]] = {}  # object id -> split frames of undone divisions
         #: Every call that changed the results, in order (see :mod:`.history`): replaying it on a new
         #: session of the same stack and model gives the same results, bit for bit.
@@ -418,37 +402,7 @@ class TrackingSession:
             if local[2] - local[0] < 8 or local[3] - local[1] < 8:
                 raise PromptError(f"The region {tuple(region)} lies (almost) outside the session's region "
                                   f"{self.roi}; draw it inside.")
-        net = self.net
-
-        def embed(crop: tuple[int, int, int, int]) -> ImageEmbedding:
-            if crop == (0, 0, *hw):
-                return self.embedding(frame)
-            return net.encode_image(self.source.model_input(frame, net.cfg.image_size, net.device,
-                                                            net.compute_dtype, crop=crop))
-
-        def search() -> Generator[tuple[int, int], None, np.ndarray]:
-            found = yield from iter_find(net, hw, embed, opts, local)
-            labels, _kept = objects_to_labels(found, hw, int(min_area))
-            full = np.zeros(self.frame_shape, np.int64)
-            full[dr:dr + hw[0], dc:dc + hw[1]] = labels
-            return self._not_found_before(frame, full)
-
-        return search()
-
-    def _not_found_before(self, frame: int, labels: np.ndarray) -> np.ndarray:
-        """``labels`` (found objects, 1..n best first) without those that are already objects: an object found
-        with at least half of its pixels in existing objects' masks on ``frame`` is dropped (so searching a
-        frame twice, or after seeding it, adds only what is new); the rest are numbered 1, 2, ... again."""
-        n = int(labels.max())
-        if n == 0 or not self._objects:
-            return labels
-        taken = self.frame_labels(frame) > 0
-        area = np.bincount(labels.ravel(), minlength=n + 1)
-        covered = np.bincount(labels[taken].ravel(), minlength=n + 1)
-        keep = [k for k in range(1, n + 1) if area[k] and covered[k] * 2 < area[k]]
-        lookup = np.zeros(n + 1, np.int64)
-        lookup[keep] = np.arange(1, len(keep) + 1)
-        return lookup[labels]
+        return search_frame(self, frame, opts, local, int(min_area))
 
     def clear_prompts(self, frame: int, obj_id: int | None = None) -> None:
         """Remove the prompts on ``frame`` of one object (or of all objects).
@@ -619,7 +573,7 @@ class TrackingSession:
         todo: list[tuple[int, str, int | None]] = []
         while True:
             watches: dict[int, DivisionWatch] = {}
-            found: list[tuple[int, _DivisionPlan]] = []
+            found: list[tuple[int, DivisionPlan]] = []
             run = self._propagate(plan, active, record)
             try:
                 for i, (frame, masks) in enumerate(run):
@@ -783,7 +737,7 @@ class TrackingSession:
 
     def _division_plan(self, parent_id: int, frame: int, masks: Sequence[npt.ArrayLike | Prompts],
                        daughter_ids: tuple[int, int] | None, min_area: int,
-                       planned: Sequence[tuple[int, _DivisionPlan]] = ()) -> _DivisionPlan:
+                       planned: Sequence[tuple[int, DivisionPlan]] = ()) -> DivisionPlan:
         """Check a division (see :meth:`divide`) and say what it will do; changes nothing."""
         track = self._track(parent_id)
         parent, frame = int(parent_id), self._check_frame(frame)
@@ -810,9 +764,9 @@ class TrackingSession:
         ids = tuple(self._check_new_id(d) for d in daughter_ids)
         if len(ids) != 2 or ids[0] == ids[1] or any(d in self._objects for d in ids):
             raise PromptError(f"daughter ids must be two new object ids; got {tuple(daughter_ids)}.")
-        return _DivisionPlan(parent, frame, (ids[0], ids[1]), (prompts[0], prompts[1]), halves, int(min_area))
+        return DivisionPlan(parent, frame, (ids[0], ids[1]), (prompts[0], prompts[1]), halves, int(min_area))
 
-    def _divide(self, division: _DivisionPlan, automatic: bool) -> None:
+    def _divide(self, division: DivisionPlan, automatic: bool) -> None:
         """Make a checked division; recorded as one :class:`Divide`."""
         mark = len(self.history)
         parent, frame, daughters = division.parent, division.frame, division.daughters
@@ -827,7 +781,7 @@ class TrackingSession:
             self.set_parent(child, parent)
         del self.history[mark:]  # the calls above are this one division
         self.history.append(Divide(parent, frame, daughters, division.prompts, bool(automatic), division.min_area))
-        self._divided[parent] = _Divided(frame, daughters, bool(automatic), moved)
+        self._divided[parent] = MadeDivision(frame, daughters, bool(automatic), moved)
 
     def undo_division(self, parent_id: int) -> None:
         """Take back a division made by :meth:`divide` (e.g. an automatic one): its daughters (and their

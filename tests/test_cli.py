@@ -226,7 +226,10 @@ def test_interrupted_run_leaves_no_output(tmp_path, tiny_checkpoint, model):
     out = tmp_path / "long.labels.ome.tif"
     proc = subprocess.Popen([sys.executable, "-m", "napari_sam2", "segment", str(stack), "-p",
                              str(prompts), "-o", str(out), "--model", str(tiny_checkpoint), "--device",
-                             "cpu"], stderr=subprocess.PIPE, text=True)
+                             "cpu"], stderr=subprocess.PIPE, text=True,
+                            # Ctrl-C as in a terminal, even when the tests run as a background job (which
+                            # starts with SIGINT ignored, and Python then keeps ignoring it)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = ""
     t0 = time.time()
     while "/1000" not in seen and time.time() - t0 < 120:  # the progress bar has started

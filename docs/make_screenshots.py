@@ -84,10 +84,10 @@ def close_toasts(qapp) -> None:
     qapp.processEvents()
 
 
-def tracking_screenshots(qapp, out: Path, model, source: str | None) -> None:
-    """docs/tracking.md: objects from a labels layer (thresholded frame 0), a division, the tracks."""
+def timelapse_viewer(qapp, model, source: str | None, labels: np.ndarray | None = None, labels_name: str = ""):
+    """A napari window on the sample time-lapse (and ``labels`` as a Labels layer), the widget docked and the
+    model loaded: ``(viewer, widget, idle)``, ``idle()`` true when no job runs."""
     import napari
-    from scipy import ndimage
 
     from napari_sam2 import load_model
     from napari_sam2.gui import Sam2Widget
@@ -97,16 +97,29 @@ def tracking_screenshots(qapp, out: Path, model, source: str | None) -> None:
     viewer.window.resize(WIDTH, HEIGHT)
     ((data, meta, _),) = timelapse()
     viewer.add_image(data, **meta)
-    seeds = np.zeros(data.shape, np.uint16)
-    found, _ = ndimage.label(data[0] > 1500)
-    seeds[0] = np.where(found > 0, found + 10, 0)  # "Cellpose output" for frame 0
-    viewer.add_labels(seeds, name="cellpose (frame 0)")
+    if labels is not None:
+        viewer.add_labels(labels, name=labels_name)
     widget = Sam2Widget(viewer)
     viewer.window.add_dock_widget(widget, name="SAM 2 tracking", area="right")
     ctl = widget.controller
     ctl.set_model(model if model is not None else load_model(source))
     idle = lambda: not ctl.runner.busy  # noqa: E731
     wait(qapp, idle)
+    return viewer, widget, idle
+
+
+def tracking_screenshots(qapp, out: Path, model, source: str | None) -> None:
+    """docs/tracking.md: objects from a labels layer (thresholded frame 0), a division, the tracks."""
+    from scipy import ndimage
+
+    from napari_sam2.sample_data import timelapse
+
+    ((data, _, _),) = timelapse()
+    seeds = np.zeros(data.shape, np.uint16)
+    found, _ = ndimage.label(data[0] > 1500)
+    seeds[0] = np.where(found > 0, found + 10, 0)  # "Cellpose output" for frame 0
+    viewer, widget, idle = timelapse_viewer(qapp, model, source, seeds, "cellpose (frame 0)")
+    ctl = widget.controller
     viewer.dims.set_point(0, 0)
     widget.seed_combo.setCurrentText("cellpose (frame 0)")
     widget.seed_button.click()
@@ -142,22 +155,8 @@ def tracking_screenshots(qapp, out: Path, model, source: str | None) -> None:
 
 def automatic_screenshot(qapp, out: Path, model, source: str | None) -> None:
     """docs/tracking.md section 7: Find objects on frame 0, then Propagate with divisions detected."""
-    import napari
-
-    from napari_sam2 import load_model
-    from napari_sam2.gui import Sam2Widget
-    from napari_sam2.sample_data import timelapse
-
-    viewer = napari.Viewer(title="napari-sam2", show=True)
-    viewer.window.resize(WIDTH, HEIGHT)
-    ((data, meta, _),) = timelapse()
-    viewer.add_image(data, **meta)
-    widget = Sam2Widget(viewer)
-    viewer.window.add_dock_widget(widget, name="SAM 2 tracking", area="right")
+    viewer, widget, idle = timelapse_viewer(qapp, model, source)
     ctl = widget.controller
-    ctl.set_model(model if model is not None else load_model(source))
-    idle = lambda: not ctl.runner.busy  # noqa: E731
-    wait(qapp, idle)
     if model is not None:  # the miniature random model's scores are low: search with loose thresholds
         ctl.find_options = ctl.find_options.replace(points_per_side=8, pred_iou_thresh=0.0,
                                                     stability_score_thresh=0.0, box_nms_thresh=0.5)

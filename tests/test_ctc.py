@@ -14,6 +14,7 @@ import pytest
 import tifffile
 import zarr
 
+from array_helpers import FrameOnly
 from napari_sam2.engine.io.ctc import TRACK_FILE, CtcSummary, ctc_mask_name, write_ctc
 from napari_sam2.engine.io.geff import write_geff
 from napari_sam2.errors import OutputError
@@ -70,22 +71,6 @@ def read_masks(folder: Path, n_frames: int = SHAPE[0]) -> np.ndarray:
 def leftovers(parent: Path, keep: set[str]) -> list[str]:
     """Names in ``parent`` other than ``keep`` (temporary or backup folders that were not cleaned up)."""
     return sorted(set(os.listdir(parent)) - keep)
-
-
-class FrameOnly:
-    """Array-like that hands out single frames only: a whole-array read fails the test."""
-
-    def __init__(self, data) -> None:
-        self.data, self.requests = data, []
-        self.shape, self.dtype, self.ndim = data.shape, data.dtype, len(data.shape)
-
-    def __getitem__(self, index):
-        assert isinstance(index, int), f"not a frame: {index!r}"
-        self.requests.append(index)
-        return self.data[index]
-
-    def __array__(self, *args, **kwargs):
-        raise AssertionError("the whole label array was loaded")
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from array_helpers import FrameOnly
 from napari_sam2.engine.io.ctc import TRACK_FILE, ctc_mask_name, write_ctc
 from napari_sam2.engine.io.geff import write_geff
 from napari_sam2.engine.io.trackmate import write_trackmate
@@ -347,22 +348,6 @@ def test_empty_stack(tmp_path):
 
 
 # --- refusals and atomic writing ------------------------------------------------------------------------
-
-
-class FrameOnly:
-    """Array-like that hands out single frames only: a whole-array read fails the test."""
-
-    def __init__(self, data) -> None:
-        self.data, self.requests = data, []
-        self.shape, self.dtype, self.ndim = data.shape, data.dtype, len(data.shape)
-
-    def __getitem__(self, index):
-        assert isinstance(index, int), f"not a frame: {index!r}"
-        self.requests.append(index)
-        return self.data[index]
-
-    def __array__(self, *args, **kwargs):
-        raise AssertionError("the whole label array was loaded")
 
 
 def test_reads_frame_by_frame_once_and_reports_progress(tmp_path, export):
